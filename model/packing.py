@@ -1,0 +1,150 @@
+"""The one module that owns bit order: weights, ROM words, pixel beats and result words.
+
+Conventions, decided once:
+
+* A weight bit is 1 for +1 and 0 for -1.
+* Packed weight rows (the weights file) use ``np.packbits(..., bitorder="little")`` along the
+  input axis: input ``i`` of a row is bit ``i % 8`` of byte ``i // 8``.
+* ROM words are integers whose bit ``l`` belongs to lane ``l`` (LSB first).
+* A pixel beat holds ``pixels_per_beat`` 8-bit pixels, pixel ``k`` of the beat in bits
+  ``[8k, 8k + 8)``.
+* A result word packs the fields of :func:`result_fields` LSB first, in that order.
+"""
+
+import numpy as np
+
+__all__ = [
+    "pack_rows", "unpack_rows", "signs_to_bits", "bits_to_signs",
+    "column_rom_words", "row_rom_words", "pixel_beats", "result_fields",
+    "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "hex_lines",
+    "debug_event_fields", "pack_fields", "unpack_fields",
+]
+
+#: Width of a time step or spike time (0..256, 256 meaning "no spike").
+STEP_WIDTH = 9
+
+
+def signs_to_bits(signs):
+    """Map a ±1 array to a boolean bit array (True for +1)."""
+    signs = np.asarray(signs)
+    return signs > 0
+
+
+def bits_to_signs(bits):
+    """Map a boolean bit array to an int8 ±1 array."""
+    return np.where(np.asarray(bits, dtype=bool), 1, -1).astype(np.int8)
+
+
+def pack_rows(bits):
+    """Pack a boolean ``(n_rows, n_cols)`` array into uint8 ``(n_rows, ceil(n_cols / 8))``."""
+    return np.packbits(np.asarray(bits, dtype=bool), axis=1, bitorder="little")
+
+
+def unpack_rows(packed, n_cols):
+    """Inverse of :func:`pack_rows`: uint8 ``(n_rows, n_bytes)`` to boolean ``(n_rows, n_cols)``."""
+    return np.unpackbits(packed, axis=1, count=n_cols, bitorder="little").astype(bool)
+
+
+def _bits_to_int(bits):
+    return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
+
+
+def column_rom_words(bits, lanes):
+    """ROM words of an event-driven layer: one word per (input, lane group).
+
+    ``bits`` is ``(n_out, n_in)``. Address ``i * n_groups + g`` holds the weights from input
+    ``i`` to neurons ``g * lanes .. g * lanes + lanes - 1`` (lane ``l`` in bit ``l``; neurons past
+    ``n_out`` read as 0). Returns a list of ``n_in * ceil(n_out / lanes)`` integers.
+    """
+    bits = np.asarray(bits, dtype=bool)
+    n_out, n_in = bits.shape
+    n_groups = -(-n_out // lanes)
+    padded = np.zeros((n_groups * lanes, n_in), dtype=bool)
+    padded[:n_out] = bits
+    words = []
+    for i in range(n_in):
+        column = padded[:, i].reshape(n_groups, lanes)
+        words.extend(_bits_to_int(column[g]) for g in range(n_groups))
+    return words
+
+
+def row_rom_words(bits):
+    """ROM words of a step layer: one word per output neuron, bit ``i`` is input ``i``."""
+    return [_bits_to_int(row) for row in np.asarray(bits, dtype=bool)]
+
+
+def hex_lines(words, width):
+    """``$readmemh`` lines (one word per line, zero-padded to ``width`` bits)."""
+    digits = -(-width // 4)
+    return [f"{word:0{digits}x}" for word in words]
+
+
+def pixel_beats(pixels, pixels_per_beat):
+    """Pack one image's uint8 pixels into beats; the last beat is zero-padded.
+
+    Returns a list of integers, pixel ``k`` of a beat in bits ``[8k, 8k + 8)``.
+    """
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    n_beats = -(-pixels.size // pixels_per_beat)
+    padded = np.zeros(n_beats * pixels_per_beat, dtype=np.uint8)
+    padded[: pixels.size] = pixels
+    return [int.from_bytes(beat.tobytes(), "little")
+            for beat in padded.reshape(n_beats, pixels_per_beat)]
+
+
+def class_width(n_classes):
+    """Bits needed for a class index in ``0 .. n_classes - 1`` (at least 1)."""
+    return max(1, (n_classes - 1).bit_length())
+
+
+def result_fields(n_classes):
+    """Ordered ``(name, width)`` fields of a result word, LSB first."""
+    return [
+        ("predicted", class_width(n_classes)),
+        ("decision_step", STEP_WIDTH),
+        ("fired", 1),
+        ("error", 1),
+    ]
+
+
+def pack_result(n_classes, **values):
+    """Pack result field values (see :func:`result_fields`) into an integer."""
+    return pack_fields(result_fields(n_classes), **values)
+
+
+def unpack_result(n_classes, word):
+    """Unpack a result word into a dict of its fields."""
+    return unpack_fields(result_fields(n_classes), word)
+
+
+def debug_event_fields(hidden_sizes):
+    """Ordered ``(name, width)`` fields of a hidden spike event word, LSB first.
+
+    ``hidden_sizes`` lists the neuron counts of the hidden layers; ``step`` is the spike time.
+    """
+    return [
+        ("neuron", class_width(max(hidden_sizes))),
+        ("step", STEP_WIDTH),
+        ("layer", class_width(len(hidden_sizes))),
+    ]
+
+
+def pack_fields(fields, **values):
+    """Pack named values into an integer following ``fields`` (``(name, width)``, LSB first)."""
+    word, shift = 0, 0
+    for name, width in fields:
+        value = int(values[name])
+        if not 0 <= value < (1 << width):
+            raise ValueError(f"field {name}={value} does not fit in {width} bits")
+        word |= value << shift
+        shift += width
+    return word
+
+
+def unpack_fields(fields, word):
+    """Unpack an integer into a dict following ``fields`` (``(name, width)``, LSB first)."""
+    values, shift = {}, 0
+    for name, width in fields:
+        values[name] = (int(word) >> shift) & ((1 << width) - 1)
+        shift += width
+    return values

@@ -1,0 +1,1 @@
+"""Simulation runner, cycle model, reports and benchmarks."""
