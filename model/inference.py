@@ -84,7 +84,7 @@ class EventGroups:
 
 @dataclass(frozen=True)
 class LayerResult:
-    """Per image and neuron: crossing step (``NO_SPIKE`` if none), potential there, final potential."""
+    """Per image and neuron: crossing step (``NO_SPIKE`` if none), its potential, final one."""
 
     crossing_step: np.ndarray
     crossing_potential: np.ndarray

@@ -56,8 +56,9 @@ class Layer:
         if not np.issubdtype(thresholds.dtype, np.integer):
             raise UserError("thresholds must be integers")
         if thresholds.min() < 0 or thresholds.max() >= n_in:
-            raise UserError(f"thresholds must lie in 0..{n_in - 1} (a potential of {n_in} inputs "
-                            f"must be able to exceed them), got {thresholds.min()}..{thresholds.max()}")
+            raise UserError(f"thresholds must lie in 0..{n_in - 1} (a potential of {n_in} "
+                            f"inputs must be able to exceed them), got "
+                            f"{thresholds.min()}..{thresholds.max()}")
         object.__setattr__(self, "signs", signs.astype(np.int8))
         object.__setattr__(self, "thresholds", thresholds.astype(np.int32))
 
@@ -147,9 +148,11 @@ class Network:
             raise UserError(f"not a bs4nn weights file (missing {', '.join(sorted(missing))})")
         version = int(arrays["format_version"])
         if version != FORMAT_VERSION:
-            raise UserError(f"unknown format version {version} (this bs4nn reads {FORMAT_VERSION})")
-        if int(arrays.get("max_step", MAX_STEP)) != MAX_STEP:
-            raise UserError(f"max_step {int(arrays['max_step'])} is not supported (only {MAX_STEP})")
+            raise UserError(f"unknown format version {version} "
+                            f"(this bs4nn reads {FORMAT_VERSION})")
+        max_step = int(arrays.get("max_step", MAX_STEP))
+        if max_step != MAX_STEP:
+            raise UserError(f"max_step {max_step} is not supported (only {MAX_STEP})")
         sizes = [int(n) for n in arrays["layer_sizes"]]
         if len(sizes) < 2 or min(sizes) < 1:
             raise UserError(f"bad layer_sizes {sizes}")
