@@ -20,6 +20,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +82,10 @@ def _load_all(dataset, data_dir):
     cache = cache_dir() / f"{dataset}-{hashlib.sha256(source.encode()).hexdigest()[:8]}.npz"
     if cache.exists():
         try:
-            with np.load(cache, allow_pickle=False) as archive:
+            with open(cache, "rb") as f, np.load(f, allow_pickle=False) as archive:
                 if int(archive["cache_version"]) == CACHE_VERSION:
                     return {name: archive[name] for name in archive.files}
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache is rebuilt from the source below
     if data_dir:
         arrays = _from_idx_dir(Path(data_dir))

@@ -128,7 +128,7 @@ class Network:
         """Read and validate a weights file; any problem raises :class:`UserError` naming it."""
         path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as archive:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
         except FileNotFoundError:
             raise UserError(f"{path}: no such weights file") from None
