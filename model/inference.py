@@ -64,7 +64,7 @@ class EventGroups:
                                np.arange(n_images) * stride + NO_SPIKE])
         unique_keys, group = np.unique(keys, return_inverse=True)
         membership = scipy.sparse.csr_matrix(
-            (np.ones(image.size, dtype=np.int32), (group[: image.size], source)),
+            (np.ones(image.size, dtype=np.int16), (group[: image.size], source)),
             shape=(unique_keys.size, n_in))
         image_of_group = unique_keys // stride
         return cls(membership, (unique_keys % stride).astype(np.int16),
@@ -73,7 +73,9 @@ class EventGroups:
     def potentials(self, weights):
         """Potential after each group: ``(n_groups, n_out)`` for weights ``(n_out, n_in)``.
 
-        Integer weights give exact integer potentials; float weights serve training.
+        int16 weights give exact int16 potentials (the running sum may wrap around, but wrapping
+        is modular, so the per-image difference is exact while ``|V| <= n_in < 2**15``); float
+        weights serve training.
         """
         increments = self.membership @ np.ascontiguousarray(weights.T)
         running = np.cumsum(increments, axis=0, dtype=increments.dtype)
@@ -104,11 +106,11 @@ def layer_forward(spike_times, layer, is_output):
     spike, so hidden layers skip them; the output layer keeps them for its final potentials.
     """
     groups = EventGroups.build(spike_times, MAX_STEP if is_output else MAX_STEP - 1)
-    potential = groups.potentials(layer.signs.astype(np.int32))
-    crossed = potential > layer.thresholds
-    never = np.iinfo(np.int64).max
+    potential = groups.potentials(layer.signs.astype(np.int16))
+    crossed = potential > layer.thresholds.astype(np.int16)
+    never = np.iinfo(np.int32).max
     first_group = np.minimum.reduceat(
-        np.where(crossed, np.arange(potential.shape[0])[:, None], never),
+        np.where(crossed, np.arange(potential.shape[0], dtype=np.int32)[:, None], never),
         groups.image_start, axis=0)
     has_crossed = first_group != never
     safe_group = np.where(has_crossed, first_group, 0)

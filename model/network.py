@@ -28,6 +28,8 @@ FORMAT_VERSION = 1
 MAX_STEP = 255
 #: Spike time meaning "did not fire".
 NO_SPIKE = MAX_STEP + 1
+#: Inputs per layer, so that every potential fits in int16.
+MAX_INPUTS = 2**15 - 1
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Layer:
         if not np.all((signs == 1) | (signs == -1)):
             raise UserError("layer weights must all be +1 or -1")
         n_out, n_in = signs.shape
+        if n_in > MAX_INPUTS:
+            raise UserError(f"a layer takes at most {MAX_INPUTS} inputs, got {n_in}")
         if thresholds.shape != (n_out,):
             raise UserError(f"layer of {n_out} neurons has {thresholds.shape} thresholds")
         if not np.issubdtype(thresholds.dtype, np.integer):
