@@ -204,6 +204,10 @@ class atomic_write:
     def __exit__(self, kind, value, traceback):
         self.file.close()
         if kind is None:
+            # mkstemp creates 0600; give the file the mode a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.temporary, 0o666 & ~umask)
             os.replace(self.temporary, self.path)
         else:
             os.unlink(self.temporary)

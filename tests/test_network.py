@@ -131,3 +131,9 @@ def test_metadata_is_json(tmp_path, net):
         assert "metadata.npy" in archive.namelist()
     with np.load(path, allow_pickle=False) as archive:
         assert json.loads(str(archive["metadata"]))["seed"] == 3
+
+
+def test_saved_files_are_readable_by_others(tmp_path, net):
+    path = tmp_path / "w.npz"
+    net.save(path)
+    assert path.stat().st_mode & 0o044 == 0o044
