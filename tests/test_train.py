@@ -1,0 +1,146 @@
+"""The trainer: exact forward pass, smoke training, reproducibility, resume, bad arguments."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from bs4nn.model import data, train
+from bs4nn.model.errors import UserError
+from bs4nn.model.inference import infer
+from bs4nn.model.network import Network
+
+SMOKE = ["--train-subset", "2000", "--validation-subset", "2000", "--hidden", "100",
+         "--lr", "0.01", "--batch-size", "20", "--shift", "0", "--no-progress"]
+#: Smaller still, for the tests that compare bits rather than accuracy.
+TINY = ["--train-subset", "600", "--validation-subset", "500", "--hidden", "40",
+        "--batch-size", "50", "--shift", "1", "--calibrate", "0", "--no-progress"]
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def run_training(tmp_path, name, *extra, base=SMOKE):
+    out = tmp_path / f"{name}.npz"
+    argv = [*base, *extra, "--out", str(out), "--run-dir", str(tmp_path / name)]
+    assert train.run(parse(argv)) == 0
+    return out
+
+
+def layer_arrays(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files if name.startswith("layer")}
+
+
+def test_forward_matches_exact_inference():
+    images, _ = data.load("mnist", "validation")
+    images = images[:300]
+    rng = np.random.default_rng(5)
+    parameters = train.init_parameters([784, 64, 32, 10], images[:200], rng)
+    # Non-integer thresholds are rounded exactly as the deployed network rounds them.
+    parameters.thresholds[0] += rng.uniform(-0.4, 0.4, size=64)
+    network = train.to_network(parameters)
+    expected = infer(network, images)
+    states = train.forward(parameters, images)
+    for state, spikes in zip(states, expected.spike_times, strict=True):
+        np.testing.assert_array_equal(state.spike_times, spikes)
+    np.testing.assert_array_equal(train.predictions(states[-1]), expected.predicted)
+
+
+def test_shift_images_moves_content():
+    image = np.zeros((1, 784), np.uint8)
+    image[0, 14 * 28 + 14] = 200
+    rng = np.random.default_rng(0)
+    shifted = train.shift_images(np.repeat(image, 50, axis=0), rng, 1)
+    rows, cols = np.nonzero(shifted.reshape(50, 28, 28))[1:]
+    assert set(rows) == {13, 14, 15} and set(cols) == {13, 14, 15}
+    assert np.all(shifted.sum(axis=1) == 200)
+    assert train.shift_images(image, rng, 0) is image
+
+
+def test_calibration_never_loses_on_its_images():
+    images, labels = data.load("mnist", "train")
+    images, labels = images[:1000], labels[:1000]
+    parameters = train.init_parameters([784, 50, 10], images[:500], np.random.default_rng(2))
+    network = train.to_network(parameters)
+    calibrated, before, after = train.calibrate_output_thresholds(network, images, labels)
+    assert before == infer(network, images).strict_accuracy(labels)
+    assert after == infer(calibrated, images).strict_accuracy(labels)
+    assert after >= before
+    np.testing.assert_array_equal(calibrated.layers[0].signs, network.layers[0].signs)
+    np.testing.assert_array_equal(calibrated.layers[1].signs, network.layers[1].signs)
+
+
+def test_smoke_training_beats_chance(tmp_path):
+    out = run_training(tmp_path, "smoke", "--epochs", "2")
+    network = Network.load(out)
+    meta = network.metadata
+    assert network.sizes == [784, 100, 10] and meta["sizes"] == [784, 100, 10]
+    assert meta["validation_accuracy"] > 0.6
+    assert meta["strict_test_accuracy"] > 0.6
+    assert meta["lenient_test_accuracy"] >= meta["strict_test_accuracy"]
+    assert meta["command"].startswith("bs4nn train --dataset mnist --hidden 100 --epochs 2 ")
+    assert meta["dataset"] == "mnist" and meta["epochs"] == 2 and meta["seed"] == 0
+    # The recorded figure is the deployed network's exact accuracy.
+    images, labels = data.load("mnist", "validation")
+    exact = infer(network, images[:2000]).strict_accuracy(labels[:2000])
+    assert exact == meta["validation_accuracy"]
+    calibration = meta["output_threshold_calibration"]
+    assert calibration["train_after"] >= calibration["train_before"]
+    assert (tmp_path / "smoke" / "curves.png").stat().st_size > 0
+    log = (tmp_path / "smoke" / "train.log").read_text()
+    assert "epoch   2/2" in log and "test strict" in log
+
+
+def test_same_seed_same_bits(tmp_path):
+    first = layer_arrays(run_training(tmp_path, "a", "--epochs", "1", "--seed", "3", base=TINY))
+    second = layer_arrays(run_training(tmp_path, "b", "--epochs", "1", "--seed", "3", base=TINY))
+    assert first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    images, _ = data.load("mnist", "train")
+    seeds = [train.init_parameters([784, 40, 10], images[:100], np.random.default_rng(seed))
+             for seed in (3, 4)]
+    assert not np.array_equal(seeds[0].signs(0), seeds[1].signs(0))
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = run_training(tmp_path, "straight", "--epochs", "2", base=TINY)
+    out = tmp_path / "resumed.npz"
+    argv = [*TINY, "--epochs", "2", "--out", str(out), "--run-dir", str(tmp_path / "r")]
+    assert train.run(parse([*argv, "--stop-after", "1"])) == 0
+    assert not out.exists()
+    assert (tmp_path / "r" / train.CHECKPOINT_NAME).exists()
+    assert train.run(parse([*argv, "--resume"])) == 0
+    for name, value in layer_arrays(straight).items():
+        np.testing.assert_array_equal(layer_arrays(out)[name], value)
+    assert Network.load(out).metadata == Network.load(straight).metadata
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--hidden", "0"], "--hidden sizes must be positive"),
+    (["--lr", "-1"], "--lr must be positive"),
+    (["--temperature", "0"], "--temperature must be positive"),
+    (["--shift", "9"], "--shift must lie in 0..4"),
+    (["--train-subset", "60000"], "--train-subset must lie in 0..50000"),
+    (["--train-subset", "10", "--batch-size", "50"], "smaller than --batch-size"),
+    (["--firing-fraction", "1"], "--firing-fraction must lie in"),
+])
+def test_bad_arguments(tmp_path, argv, message):
+    args = parse([*argv, "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.npz")])
+    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        train.run(args)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_without_checkpoint(tmp_path):
+    args = parse([*SMOKE, "--resume", "--run-dir", str(tmp_path / "empty"),
+                  "--out", str(tmp_path / "w.npz")])
+    with pytest.raises(UserError, match="no checkpoint to resume from"):
+        train.run(args)
