@@ -5,15 +5,18 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 RUN := $(VENV)/bin/bs4nn
 
-WEIGHTS ?= weights/mnist-784-600-10.npz
+WEIGHTS ?=
 LANES ?= 0
 PIXELS_PER_BEAT ?= 8
 TEST ?= mnist_inference
-N ?= 200
+N ?=
 SEED ?=
 WAVES ?= 0
 SIM ?= verilator
 PREDICTIONS ?=
+NETWORKS ?=
+QUICK ?= 0
+VERBOSE ?= 0
 DATASET ?= mnist
 JOBS ?= auto
 
@@ -23,7 +26,8 @@ all: help
 
 help:
 	@echo "make test                     run the whole test suite"
-	@echo "make sim TEST=mnist_inference run a cocotb testbench (N=, SEED=, WAVES=1, SIM=icarus)"
+	@echo "make sim TEST=mnist_inference run a cocotb testbench (N=, SEED=, WAVES=1, SIM=icarus,"
+	@echo "                              WEIGHTS=random, QUICK=1, VERBOSE=1, PREDICTIONS=FILE)"
 	@echo "make verilog                  generate build/bs4nn.v (WEIGHTS=, LANES=, PIXELS_PER_BEAT=)"
 	@echo "make train                    train the MNIST network (DATASET=fashion-mnist for the other)"
 	@echo "make report / make bench      implementation figures / benchmarks"
@@ -54,13 +58,14 @@ data: $(STAMP)
 	$(RUN) data --check
 
 verilog: $(STAMP)
-	$(RUN) verilog --weights $(WEIGHTS) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) -o build
+	$(RUN) verilog $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) -o build
 
 sim: $(STAMP)
-	$(RUN) sim $(TEST) --n $(N) --weights $(WEIGHTS) --lanes $(LANES) \
+	$(RUN) sim $(TEST) $(if $(N),--n $(N)) $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) \
 		--pixels-per-beat $(PIXELS_PER_BEAT) --simulator $(SIM) \
 		$(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(WAVES)),--waves) \
-		$(if $(PREDICTIONS),--predictions $(PREDICTIONS))
+		$(if $(PREDICTIONS),--predictions $(PREDICTIONS)) $(if $(NETWORKS),--networks $(NETWORKS)) \
+		$(if $(filter 1,$(QUICK)),--quick-build) $(if $(filter 1,$(VERBOSE)),-v)
 
 train: $(STAMP)
 	$(RUN) train --dataset $(DATASET)

@@ -1,1 +1,20 @@
-"""Amaranth generator of the streaming BS4NN accelerator."""
+"""Amaranth generator of the streaming BS4NN accelerator.
+
+One block per file, each a ``wiring.Component`` joined by ``lib.stream`` interfaces:
+
+``pixel_input.PixelFramer``     frames pixel beats by ``last``, flags frames of the wrong length
+``scheduler.EventScheduler``    encodes pixels as spike steps and replays them in time order
+                                (double-buffered linked lists; early exit; result credits)
+``event_layer.EventLayer``      first hidden layer, one weight column per input spike (ROM)
+``vector_layer.VectorLayer``    further hidden layers, a whole step's spike vector per cycle
+``output_layer.OutputLayer``    output neurons and the decision (earliest spike, tie-breaks)
+``popcount.RowPopcount``        the registered adder trees of the step layers
+``weight_loader.WeightLoader``  run-time weights (``weight_storage="ram"``)
+``debug_events.DebugEvents``    the optional stream of hidden spike events
+``top.Accelerator``/``TopLevel``  the blocks wired together; the flat AXI-stream module ``bs4nn``
+``build``                       ``generate``, ``write_design`` and ``bs4nn verilog``
+``simulation``                  the amaranth.sim harness shared by the tests
+
+The exact schedule (which cycle each result leaves) is modelled by ``bs4nn.sim.cycle_model``
+from the latencies these blocks publish as properties.
+"""

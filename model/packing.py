@@ -18,6 +18,7 @@ __all__ = [
     "column_rom_words", "row_rom_words", "pixel_beats", "result_fields",
     "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "hex_lines",
     "debug_event_fields", "pack_fields", "unpack_fields",
+    "weight_stream_fields", "weight_stream_beats", "WEIGHT_KIND_WEIGHTS", "WEIGHT_KIND_THRESHOLD",
 ]
 
 #: Width of a time step or spike time (0..256, 256 meaning "no spike").
@@ -148,3 +149,66 @@ def unpack_fields(fields, word):
         values[name] = (int(word) >> shift) & ((1 << width) - 1)
         shift += width
     return values
+
+
+# --- Weight-load stream (``weight_storage="ram"``) -------------------------------------------
+#
+# A weight load is one frame of words on ``w_axis`` (``tlast`` on the last word). Each word
+# writes one storage row of one layer, selected by ``layer`` and ``kind``:
+#
+# * ``kind = WEIGHT_KIND_WEIGHTS``, layer 0 (the event-driven first hidden layer): ``address``
+#   is a :func:`column_rom_words` address ``i * ceil(n_out / lanes) + g``, ``data`` its word.
+# * ``kind = WEIGHT_KIND_WEIGHTS``, later layers: ``address`` is neuron ``j``, ``data`` its row
+#   (:func:`row_rom_words`: bit ``i`` is input ``i``).
+# * ``kind = WEIGHT_KIND_THRESHOLD``: ``address`` is neuron ``j``, ``data`` its threshold.
+#
+# Unused high ``data`` bits are 0. Words may come in any order and any subset may be sent; the
+# accelerator takes a weight frame only between images (it finishes the images it holds first
+# and accepts no new pixel frame until the weight frame's ``tlast``).
+
+#: ``kind`` of a weight-load word writing weights.
+WEIGHT_KIND_WEIGHTS = 0
+#: ``kind`` of a weight-load word writing a threshold.
+WEIGHT_KIND_THRESHOLD = 1
+
+
+def _lanes_of(sizes, lanes):
+    n_hidden = sizes[1]
+    return n_hidden if lanes == 0 else lanes
+
+
+def weight_stream_fields(sizes, lanes=0):
+    """Ordered ``(name, width)`` fields of a weight-load word, LSB first.
+
+    ``sizes`` is ``[n_in, n_hidden..., n_out]``; ``lanes`` as given to the generator (0: all).
+    """
+    sizes = [int(n) for n in sizes]
+    lanes = _lanes_of(sizes, lanes)
+    groups = -(-sizes[1] // lanes)
+    data_width = max([lanes] + sizes[1:-1] + [class_width(n_in) for n_in in sizes[:-1]])
+    depth = max([sizes[0] * groups] + sizes[1:])
+    return [
+        ("data", data_width),
+        ("address", class_width(depth)),
+        ("layer", class_width(len(sizes) - 1)),
+        ("kind", 1),
+    ]
+
+
+def weight_stream_beats(network, lanes=0):
+    """All the words of a weight frame that loads ``network`` (a list of integers).
+
+    The order is layer by layer: weights, then thresholds. Send them with ``tlast`` on the last.
+    """
+    sizes = network.sizes
+    fields = weight_stream_fields(sizes, lanes)
+    lanes = _lanes_of(sizes, lanes)
+    words = []
+    for k, layer in enumerate(network.layers):
+        rows = column_rom_words(layer.bits, lanes) if k == 0 else row_rom_words(layer.bits)
+        words += [pack_fields(fields, data=row, address=address, layer=k,
+                              kind=WEIGHT_KIND_WEIGHTS) for address, row in enumerate(rows)]
+        words += [pack_fields(fields, data=int(threshold), address=j, layer=k,
+                              kind=WEIGHT_KIND_THRESHOLD)
+                  for j, threshold in enumerate(layer.thresholds)]
+    return words

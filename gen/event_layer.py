@@ -1,0 +1,161 @@
+"""The first hidden layer, event-driven: one weight column per input spike."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..model import packing
+from ..model.network import MAX_STEP, Layer
+from .layouts import event_layout, spike_vector_layout, weight_write_layout
+from .weight_loader import writable_thresholds
+
+__all__ = ["EventLayer", "counter_shape"]
+
+
+def counter_shape(n_inputs):
+    """A potential less its firing level ``threshold + 1``: ``-2 n_inputs .. n_inputs - 1``."""
+    return signed((2 * n_inputs).bit_length() + 1)
+
+
+class EventLayer(wiring.Component):
+    """First hidden layer: integrate-and-fire over time-ordered input events.
+
+    Each event reads the weight column of its input from a ROM (``packing.column_rom_words``
+    layout: ``lanes`` weights per word, one word per lane group) and adds ±1 to the ``lanes``
+    counters of its group. A counter holds the potential less ``threshold + 1`` (it starts at
+    ``-(threshold + 1)``), so a neuron's potential exceeds its threshold exactly when its
+    counter's sign bit is clear; the counters cannot overflow (:func:`counter_shape`).
+
+    At the end of each step (``step_end``) the neurons that have crossed and had not fired yet
+    spike: one spike vector token is sent per active step, stamped with the spike time
+    ``step + 1`` (the one-step delay of each layer). ``start`` tokens reset the counters and
+    the fired flags and are passed on as empty vectors.
+
+    Stages: ``i_events`` at cycle ``c`` addresses the ROM; cycle ``c + 1`` adds the column;
+    cycle ``c + 2`` compares; the token is on ``o_spikes`` at ``c + 3`` (:attr:`latency`).
+
+    Parameters
+    ----------
+    layer : :class:`bs4nn.model.network.Layer`
+    lanes : int
+        Counters updated per cycle, ``1 .. layer.n_out``.
+    weight_fields : list of ``(name, width)`` or None
+        ``packing.weight_stream_fields`` of the design to make the weights and thresholds
+        writable through ``w_weights`` (else the ROM and the thresholds are fixed).
+
+    Members
+    -------
+    i_events : ``In(stream.Signature(event_layout(n_in, groups), always_ready=True))``
+    o_spikes : ``Out(stream.Signature(spike_vector_layout(n_out), always_ready=True))``
+    w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
+        only with ``weight_fields``: writes a column ROM word or a threshold.
+    """
+
+    latency = 3
+
+    def __init__(self, layer, lanes, *, weight_fields=None):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be a Layer, got {layer!r}")
+        if not isinstance(lanes, int) or not 1 <= lanes <= layer.n_out:
+            raise ValueError(f"lanes must be between 1 and {layer.n_out}, got {lanes!r}")
+        self._layer = layer
+        self._lanes = lanes
+        self._weight_fields = weight_fields
+        self._rom_init = packing.column_rom_words(layer.bits, lanes)
+        members = {
+            "i_events": In(stream.Signature(event_layout(layer.n_in, self.groups),
+                                            always_ready=True)),
+            "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
+                                             always_ready=True)),
+        }
+        if weight_fields is not None:
+            members["w_weights"] = In(stream.Signature(weight_write_layout(weight_fields),
+                                                       always_ready=True))
+        super().__init__(members)
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def writable(self):
+        return self._weight_fields is not None
+
+    @property
+    def groups(self):
+        """Lane groups: cycles per input event."""
+        return -(-self._layer.n_out // self._lanes)
+
+    @property
+    def rom_depth(self):
+        return self._layer.n_in * self.groups
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, lanes, groups = self._layer, self._lanes, self.groups
+        rom = m.submodules.rom = Memory(shape=lanes, depth=self.rom_depth, init=self._rom_init)
+        read = rom.read_port()
+        weights = self.w_weights if self.writable else None
+        if weights is not None:
+            write = rom.write_port()
+            m.d.comb += [
+                write.addr.eq(weights.payload.address),
+                write.data.eq(weights.payload.data),
+                write.en.eq(weights.valid
+                            & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)),
+            ]
+        thresholds = writable_thresholds(m, layer, weights)
+
+        event = self.i_events.payload
+        if groups == 1:
+            m.d.comb += read.addr.eq(event.pixel)
+        else:
+            m.d.comb += read.addr.eq(event.pixel * groups + event.group)
+
+        # Stage B: add the column.
+        b_valid, b_token = Signal(), Signal.like(event)
+        m.d.sync += [b_valid.eq(self.i_events.valid), b_token.eq(event)]
+        shape = counter_shape(layer.n_in)
+        counters = []
+        for j in range(layer.n_out):
+            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1))
+            init = -(thresholds[j] + 1)
+            counters.append(counter)
+            weight = read.data[j % lanes]
+            in_group = b_token.group == j // lanes if groups > 1 else 1
+            with m.If(b_valid):
+                with m.If(b_token.start):
+                    m.d.sync += counter.eq(init)
+                with m.Elif(in_group):
+                    m.d.sync += counter.eq(counter + Mux(weight, 1, -1))
+
+        # Stage C: compare at the end of each step.
+        c_valid, c_token = Signal(), Signal.like(event)
+        m.d.sync += [c_valid.eq(b_valid), c_token.eq(b_token)]
+        fired = Signal(layer.n_out)
+        crossed = Cat(*[~counter[-1] for counter in counters])
+        spikes = Signal(layer.n_out)
+        m.d.comb += spikes.eq(crossed & ~fired)
+        with m.If(c_valid & c_token.start):
+            m.d.sync += fired.eq(0)
+        with m.Elif(c_valid & c_token.step_end):
+            m.d.sync += fired.eq(fired | crossed)
+
+        o = self.o_spikes
+        m.d.sync += [
+            o.valid.eq(c_valid & (c_token.start | c_token.step_end)),
+            o.payload.spikes.eq(Mux(c_token.start, 0, spikes)),
+            # Input events are at steps 0..MAX_STEP - 1, so spike times stay <= MAX_STEP.
+            o.payload.step.eq(c_token.step + 1),
+            o.payload.start.eq(c_token.start),
+            o.payload.end.eq(c_token.end),
+            o.payload.error.eq(c_token.error),
+        ]
+        assert MAX_STEP == 255
+        return m
+

@@ -1,0 +1,97 @@
+"""Find-first-set (a balanced tree of 2:1 multiplexers) and a predecoded one-hot decoder."""
+
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Mux, Signal
+
+__all__ = ["first_set", "decode", "lowest_set"]
+
+
+def first_set(m, value, name):
+    """Return signals ``(any, index)`` for the lowest set bit of ``value`` (combinational).
+
+    ``index`` is ``ceil(log2(len(value)))`` bits wide (at least one) and has no meaning when no
+    bit is set. The tree has ``log2`` levels, so a 256-bit search is 8 multiplexer levels deep
+    rather than a 256-long priority chain. Every tree node is a named signal, so that shared
+    sub-expressions are emitted once.
+    """
+    bits = [value[i] for i in range(len(value))]
+    width = max(1, (len(bits) - 1).bit_length())
+    bits += [Const(0, 1)] * ((1 << width) - len(bits))
+    nodes = [(bit, Const(0, 0)) for bit in bits]
+    for level in range(width):
+        merged = []
+        for index, ((any_lo, idx_lo), (any_hi, idx_hi)) in enumerate(
+                zip(nodes[0::2], nodes[1::2], strict=True)):
+            node_any = Signal(name=f"{name}_any_{level}_{index}")
+            node_index = Signal(level + 1, name=f"{name}_index_{level}_{index}")
+            m.d.comb += [
+                node_any.eq(any_lo | any_hi),
+                node_index.eq(Cat(Mux(any_lo, idx_lo, idx_hi), ~any_lo)),
+            ]
+            merged.append((node_any, node_index))
+        nodes = merged
+    return nodes[0]
+
+
+def decode(m, value, width, name):
+    """One-hot decoder: a ``width``-bit signal with bit ``value`` set (combinational).
+
+    Built from two predecoded halves of ``value`` (each a small one-hot) and one AND per output,
+    which maps to far fewer LUTs than a shift of a constant 1.
+    """
+    bits = len(value)
+    low_bits = bits // 2
+    low_count, high_count = 1 << low_bits, 1 << (bits - low_bits)
+    low = Signal(low_count, name=f"{name}_low")
+    high = Signal(high_count, name=f"{name}_high")
+    m.d.comb += [
+        low.eq(Cat(*[value[:low_bits] == i for i in range(low_count)]) if low_bits else 1),
+        high.eq(Cat(*[value[low_bits:] == i for i in range(high_count)])),
+    ]
+    onehot = Signal(width, name=name)
+    m.d.comb += onehot.eq(Cat(*[high[i >> low_bits] & low[i & (low_count - 1)]
+                                for i in range(width)]))
+    return onehot
+
+
+def lowest_set(m, value, name, group=16):
+    """Signals ``(any, index, without)`` for the lowest set bit of ``value``; ``without`` is
+    ``value`` with that bit cleared (combinational).
+
+    The vector is cut into groups of ``group`` bits: every group finds its own lowest bit in
+    parallel (``first_set``) and clears it (``g & (g - 1)``, a short carry chain); a prefix OR
+    of the groups' ``any`` picks the first non-empty group. The depth is that of one group's
+    search plus the prefix, not of a 256-bit search.
+    """
+    width = len(value)
+    n_groups = -(-width // group)
+    index_width = max(1, (width - 1).bit_length())
+    group_bits = max(1, (group - 1).bit_length())
+    any_set = Signal(name=f"{name}_any")
+    index = Signal(index_width, name=f"{name}_index")
+    without = Signal(width, name=f"{name}_without")
+    groups = []
+    for g in range(n_groups):
+        bits = value[g * group:min(width, (g + 1) * group)]
+        groups.append((bits, *first_set(m, bits, f"{name}_g{g}")))
+    anys = Cat(*[group_any for _, group_any, _ in groups])
+    index_terms, without_parts = [], []
+    for g, (bits, group_any, group_index) in enumerate(groups):
+        # The first non-empty group: each test is its own small OR tree, not a chain.
+        first = Signal(name=f"{name}_first{g}")
+        m.d.comb += first.eq(group_any & ~anys[:g].any() if g else group_any)
+        padded = Cat(group_index, Const(0, group_bits - len(group_index)))
+        full_index = Cat(padded, Const(g, index_width - group_bits)) \
+            if index_width > group_bits else padded
+        index_terms.append(Mux(first, full_index, 0))
+        cleared = Signal(len(bits), name=f"{name}_cleared{g}")
+        m.d.comb += cleared.eq(Mux(first, bits & (bits - 1), bits))
+        without_parts.append(cleared)
+    m.d.comb += [
+        any_set.eq(anys.any()),
+        index.eq(functools.reduce(operator.or_, index_terms)),
+        without.eq(Cat(*without_parts)),
+    ]
+    return any_set, index, without

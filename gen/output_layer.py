@@ -1,0 +1,227 @@
+"""The output layer and the decision: earliest spike, potential tie-break, no-fire fallback."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..model.network import MAX_STEP, NO_SPIKE, Layer
+from .layouts import result_layout, spike_vector_layout, weight_write_layout
+from .popcount import RowPopcount, popcount_latency
+from .vector_layer import delay_line
+from .weight_loader import writable_rows, writable_thresholds
+
+__all__ = ["OutputLayer", "argmax"]
+
+
+def argmax_levels(m, nodes, name, levels):
+    """Merge ``(valid, value, index)`` nodes pairwise ``levels`` times (see :func:`argmax`).
+
+    The left node wins when it is valid and the right one is not, or its value is at least
+    the right one's, so ties go to the lower index. Every node is a named signal.
+    """
+    for level in range(levels):
+        if len(nodes) == 1:
+            break
+        merged = []
+        for index, (left, right) in enumerate(zip(nodes[0::2], nodes[1::2], strict=False)):
+            take_left = Signal(name=f"{name}_left_{level}_{index}")
+            node = (Signal(name=f"{name}_any_{level}_{index}"),
+                    Signal.like(left[1], name=f"{name}_value_{level}_{index}"),
+                    Signal.like(left[2], name=f"{name}_index_{level}_{index}"))
+            m.d.comb += [
+                take_left.eq(left[0] & (~right[0] | (left[1] >= right[1]))),
+                node[0].eq(left[0] | right[0]),
+                node[1].eq(Mux(take_left, left[1], right[1])),
+                node[2].eq(Mux(take_left, left[2], right[2])),
+            ]
+            merged.append(node)
+        if len(nodes) % 2:
+            merged.append(nodes[-1])
+        nodes = merged
+    return nodes
+
+
+def argmax(m, candidates, name):
+    """``(any, index)`` of the largest value among valid candidates; ties go to the lower index.
+
+    ``candidates`` is a list of ``(valid, value)`` pairs; the result is a comparator tree
+    (``log2`` levels), combinational; every node is a named signal.
+    """
+    width = max(1, (len(candidates) - 1).bit_length())
+    nodes = [(valid, value, Const(index, width)) for index, (valid, value)
+             in enumerate(candidates)]
+    (any_valid, _, index), = argmax_levels(m, nodes, name, width)
+    return any_valid, index
+
+
+class OutputLayer(wiring.Component):
+    """Output neurons and the decision of each image.
+
+    The potentials ``V_j`` accumulate the last hidden layer's spike vectors like a
+    :class:`~.vector_layer.VectorLayer`. At the first token whose step ``s <= MAX_STEP - 1``
+    leaves some ``V_j > threshold_j``, the image is decided: the crossing neuron with the
+    largest potential wins (then the lower index), ``decision_step = s + 1``, ``fired = 1``;
+    the decision is also announced on ``o_kill`` (with the image's tag, its sequence number
+    modulo ``credits``) so the scheduler can drop the rest of the image, and the image's
+    later tokens are ignored. An image that ends undecided gets the largest final potential
+    (then the lower index), ``decision_step = NO_SPIKE``, ``fired = 0``; a malformed frame gets
+    ``error = 1`` and all other fields 0.
+
+    Latency: ``RowPopcount.latency`` cycles of adder tree, one to accumulate, two to decide
+    (the comparator trees are registered halfway) (:attr:`latency`), from a token on
+    ``i_spikes`` to its result on ``o_results``.
+
+    Parameters
+    ----------
+    layer : :class:`bs4nn.model.network.Layer`
+    credits : int
+        Images in flight at most (tags count modulo this).
+    weight_fields : list of ``(name, width)`` or None
+        ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
+        written through ``w_weights`` (else they are constants).
+
+    Members
+    -------
+    i_spikes : ``In(stream.Signature(spike_vector_layout(n_in), always_ready=True))``
+    o_results : ``Out(stream.Signature(result_layout(n_out), always_ready=True))``
+    o_kill : ``Out(stream.Signature(range(credits), always_ready=True))``
+    w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
+        only with ``weight_fields``
+    """
+
+    def __init__(self, layer, *, credits=4, weight_fields=None):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be a Layer, got {layer!r}")
+        if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
+            raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
+        self._layer = layer
+        self._credits = credits
+        self._weight_fields = weight_fields
+        members = {
+            "i_spikes": In(stream.Signature(spike_vector_layout(layer.n_in), always_ready=True)),
+            "o_results": Out(stream.Signature(result_layout(layer.n_out), always_ready=True)),
+            "o_kill": Out(stream.Signature(range(credits), always_ready=True)),
+        }
+        if weight_fields is not None:
+            members["w_weights"] = In(stream.Signature(weight_write_layout(weight_fields),
+                                                       always_ready=True))
+        super().__init__(members)
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def credits(self):
+        return self._credits
+
+    @property
+    def writable(self):
+        return self._weight_fields is not None
+
+    @property
+    def latency(self):
+        return self.latency_for(self._layer.n_in)
+
+    @staticmethod
+    def latency_for(n_inputs):
+        """Latency with ``n_inputs`` inputs: adder tree, accumulate, two decision stages."""
+        return popcount_latency(n_inputs) + 3
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self._layer
+        popcount = m.submodules.popcount = RowPopcount(
+            layer.n_in, layer.bits if self._weight_fields is None else layer.n_out)
+        token = self.i_spikes.payload
+        m.d.comb += popcount.vector.eq(token.spikes)
+        weights = self.w_weights if self.writable else None
+        if weights is not None:
+            for j, row in enumerate(writable_rows(m, layer, weights)):
+                m.d.comb += popcount.rows[j].eq(row)
+        thresholds = writable_thresholds(m, layer, weights)
+
+        meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
+                                         "end": 1, "error": 1}))
+        m.d.comb += meta.eq(Cat(self.i_spikes.valid, token.step, token.start, token.end,
+                                token.error))
+        a_meta = delay_line(m, meta, popcount.latency, "a_meta")[-1]
+
+        # Accumulate the true potentials.
+        shape = signed(layer.n_in.bit_length() + 1)
+        potentials = []
+        for j in range(layer.n_out):
+            potential = Signal(shape, name=f"potential{j}")
+            potentials.append(potential)
+            delta = popcount.sums[j] * 2 - popcount.total
+            with m.If(a_meta.valid):
+                m.d.sync += potential.eq(Mux(a_meta.start, 0, potential + delta))
+        d_meta = Signal.like(a_meta)
+        m.d.sync += d_meta.eq(a_meta)
+
+        # Decide, in two stages: each comparator tree is registered halfway.
+        width = max(1, (layer.n_out - 1).bit_length())
+        half = (width + 1) // 2
+        halves = []
+        for tree, valids in (("first", [p > t for p, t in zip(potentials, thresholds,
+                                                               strict=True)]),
+                             ("final", [Const(1, 1)] * layer.n_out)):
+            leaves = [(valid, potential, Const(j, width))
+                      for j, (valid, potential) in enumerate(zip(valids, potentials, strict=True))]
+            registered = []
+            for index, node in enumerate(argmax_levels(m, leaves, tree, half)):
+                copy = (Signal(name=f"{tree}_any_r{index}"),
+                        Signal.like(node[1], name=f"{tree}_value_r{index}"),
+                        Signal(width, name=f"{tree}_index_r{index}"))
+                m.d.sync += [copy[0].eq(node[0]), copy[1].eq(node[1]), copy[2].eq(node[2])]
+                registered.append(copy)
+            (any_valid, _, index), = argmax_levels(m, registered, f"{tree}_late", width)
+            halves.append((any_valid, index))
+        (any_crossed, first_winner), (_, final_winner) = halves
+        e_meta = Signal.like(d_meta)
+        m.d.sync += e_meta.eq(d_meta)
+
+        decided = Signal()
+        tag = Signal(range(self._credits), init=self._credits - 1)
+        image_tag = Signal.like(tag)
+        m.d.comb += image_tag.eq(Mux(e_meta.valid & e_meta.start, tag + 1, tag))
+        m.d.sync += tag.eq(image_tag)
+        still_open = ~decided | e_meta.start
+        early = Signal()
+        fallback = Signal()
+        m.d.comb += [
+            early.eq(e_meta.valid & still_open & ~e_meta.start & (e_meta.step < MAX_STEP)
+                     & any_crossed),
+            fallback.eq(e_meta.valid & still_open & e_meta.end & ~early),
+        ]
+        with m.If(e_meta.valid):
+            m.d.sync += decided.eq(still_open & (early | fallback) | ~still_open)
+
+        result = self.o_results.payload
+        m.d.sync += [
+            self.o_results.valid.eq(early | fallback),
+            self.o_kill.valid.eq(early),
+            self.o_kill.payload.eq(image_tag),
+        ]
+        with m.If(early):
+            m.d.sync += [
+                result.predicted.eq(first_winner),
+                result.decision_step.eq(e_meta.step + 1),
+                result.fired.eq(1),
+                result.error.eq(0),
+            ]
+        with m.Elif(e_meta.error):
+            m.d.sync += [
+                result.predicted.eq(0),
+                result.decision_step.eq(0),
+                result.fired.eq(0),
+                result.error.eq(1),
+            ]
+        with m.Else():
+            m.d.sync += [
+                result.predicted.eq(final_winner),
+                result.decision_step.eq(NO_SPIKE),
+                result.fired.eq(0),
+                result.error.eq(0),
+            ]
+        return m

@@ -1,0 +1,299 @@
+"""The accelerator: blocks wired together, and the flat AXI-stream top level ``bs4nn``."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from ..model import packing
+from ..model.network import Network
+from .debug_events import DebugEvents
+from .event_layer import EventLayer
+from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weight_word_layout
+from .output_layer import OutputLayer
+from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
+from .scheduler import EventScheduler
+from .vector_layer import VectorLayer
+from .weight_loader import WeightLoader
+
+__all__ = ["Accelerator", "TopLevel", "WEIGHT_STORAGE_CHOICES", "RESULT_CREDITS",
+           "event_to_result"]
+
+WEIGHT_STORAGE_CHOICES = ("rom", "ram")
+#: Depth of the result queue, and so the most images started and not yet taken as results.
+RESULT_CREDITS = 4
+
+
+def event_to_result(network):
+    """Cycles from an event token leaving the scheduler to the result it decides being written
+    into the result queue: the sum of the layers' latencies."""
+    return (EventLayer.latency
+            + sum(VectorLayer.latency_for(layer.n_in) for layer in network.layers[1:-1])
+            + OutputLayer.latency_for(network.layers[-1].n_in))
+
+
+class Accelerator(wiring.Component):
+    """The whole streaming BS4NN accelerator, with stream interfaces.
+
+    pixels → :class:`PixelFramer` → :class:`EventScheduler` → :class:`EventLayer` →
+    :class:`VectorLayer` (one per further hidden layer) → :class:`OutputLayer` → result queue.
+
+    Parameters
+    ----------
+    network : :class:`bs4nn.model.network.Network`
+        At least one hidden layer.
+    lanes : int
+        Parallel counters of the first hidden layer (0: one per neuron).
+    pixels_per_beat : int
+    weight_storage : ``"rom"`` or ``"ram"``
+        ``"ram"`` makes every weight and threshold writable at run time through
+        ``i_weights`` (see :mod:`.weight_loader`).
+    debug_events : bool
+        Add the hidden spike event stream ``o_debug`` (see :mod:`.debug_events`).
+
+    Members
+    -------
+    i_pixels : ``In(stream.Signature(pixel_beat_layout(pixels_per_beat)))``
+    o_results : ``Out(stream.Signature(result_layout(n_classes)))``
+    i_weights : ``In(stream.Signature(weight_word_layout(weight_fields)))``, only with
+        ``weight_storage="ram"``
+    o_debug : ``Out(stream.Signature(debug_event_layout(hidden_sizes)))``, only with
+        ``debug_events``: every hidden spike, image by image (this may stall the computation;
+        results stay exact, cycle counts then differ from the cycle model)
+    """
+
+    def __init__(self, network, *, lanes=0, pixels_per_beat=8, weight_storage="rom",
+                 debug_events=False):
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a Network, got {network!r}")
+        if len(network.layers) < 2:
+            raise ValueError("the network needs at least one hidden layer")
+        n_hidden = network.layers[0].n_out
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or not 0 <= lanes <= n_hidden:
+            raise ValueError(f"lanes must be between 1 and {n_hidden} (0 for all), got {lanes!r}")
+        if pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
+            raise ValueError(f"pixels_per_beat must be one of "
+                             f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, "
+                             f"got {pixels_per_beat!r}")
+        if weight_storage not in WEIGHT_STORAGE_CHOICES:
+            raise ValueError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE_CHOICES)}"
+                             f", got {weight_storage!r}")
+        self._network = network
+        self._lanes = lanes or n_hidden
+        self._pixels_per_beat = pixels_per_beat
+        self._weight_storage = weight_storage
+        if not isinstance(debug_events, bool):
+            raise TypeError(f"debug_events must be a bool, got {debug_events!r}")
+        self._debug_events = debug_events
+        members = {
+            "i_pixels": In(stream.Signature(pixel_beat_layout(pixels_per_beat))),
+            "o_results": Out(stream.Signature(result_layout(network.n_classes))),
+        }
+        if weight_storage == "ram":
+            members["i_weights"] = In(stream.Signature(weight_word_layout(self.weight_fields)))
+        if debug_events:
+            members["o_debug"] = Out(stream.Signature(debug_event_layout(self.hidden_sizes)))
+        super().__init__(members)
+
+    @property
+    def network(self):
+        return self._network
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def pixels_per_beat(self):
+        return self._pixels_per_beat
+
+    @property
+    def weight_storage(self):
+        return self._weight_storage
+
+    @property
+    def debug_events(self):
+        return self._debug_events
+
+    @property
+    def hidden_sizes(self):
+        return [layer.n_out for layer in self._network.layers[:-1]]
+
+    @property
+    def weight_fields(self):
+        """Fields of a weight-load word (``packing.weight_stream_fields``)."""
+        return packing.weight_stream_fields(self._network.sizes, self._lanes)
+
+    @property
+    def groups(self):
+        """Lane groups of the first hidden layer: cycles per input event."""
+        return -(-self._network.layers[0].n_out // self._lanes)
+
+    @property
+    def n_beats(self):
+        """Beats per image."""
+        return -(-self._network.n_inputs // self._pixels_per_beat)
+
+    @property
+    def credits(self):
+        return RESULT_CREDITS
+
+    @property
+    def event_to_result(self):
+        """Cycles from an event token leaving the scheduler to a result it decides being
+        written into the result queue."""
+        return event_to_result(self._network)
+
+    #: Cycles from a result being written into the result queue to its earliest transfer.
+    result_to_transfer = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        network = self._network
+        fields = self.weight_fields if self._weight_storage == "ram" else None
+        framer = m.submodules.framer = PixelFramer(network.n_inputs, self._pixels_per_beat)
+        event_layer = m.submodules.event_layer = EventLayer(network.layers[0], self._lanes,
+                                                            weight_fields=fields)
+        scheduler = m.submodules.scheduler = EventScheduler(
+            network.n_inputs, self._pixels_per_beat, event_layer.groups, RESULT_CREDITS,
+            drain_cycles=self.event_to_result + 2)
+        vector_layers = []
+        for index, layer in enumerate(network.layers[1:-1]):
+            vector_layers.append(VectorLayer(layer, weight_fields=fields))
+            m.submodules[f"vector_layer{index}"] = vector_layers[-1]
+        output_layer = m.submodules.output_layer = OutputLayer(
+            network.layers[-1], credits=RESULT_CREDITS, weight_fields=fields)
+        assert event_layer.latency + sum(layer.latency for layer in vector_layers) \
+            + output_layer.latency == self.event_to_result
+
+        wiring.connect(m, wiring.flipped(self.i_pixels), framer.i_beats)
+        wiring.connect(m, framer.o_beats, scheduler.i_beats)
+        wiring.connect(m, scheduler.o_events, event_layer.i_events)
+        spikes = event_layer.o_spikes
+        for layer in vector_layers:
+            wiring.connect(m, spikes, layer.i_spikes)
+            spikes = layer.o_spikes
+        wiring.connect(m, spikes, output_layer.i_spikes)
+        wiring.connect(m, output_layer.o_kill, scheduler.i_kill)
+
+        # The scheduler starts an image only with a free credit, so the queue never overflows.
+        queue = m.submodules.result_queue = SyncFIFO(
+            width=result_layout(self._network.n_classes).size, depth=RESULT_CREDITS)
+        results = output_layer.o_results
+        m.d.comb += [
+            queue.w_data.eq(results.payload),
+            queue.w_en.eq(results.valid),
+            self.o_results.valid.eq(queue.r_rdy),
+            self.o_results.payload.eq(queue.r_data),
+            queue.r_en.eq(self.o_results.ready),
+            scheduler.i_result_taken.eq(queue.r_rdy & self.o_results.ready),
+        ]
+
+        if self._debug_events:
+            hidden = [event_layer, *vector_layers]
+            debug = m.submodules.debug_events = DebugEvents(
+                self.hidden_sizes, reserve=self.event_to_result + 3)
+            for index, layer in enumerate(hidden):
+                tap = getattr(debug, f"i_spikes{index}")
+                m.d.comb += [tap.valid.eq(layer.o_spikes.valid),
+                             tap.payload.eq(layer.o_spikes.payload)]
+            wiring.connect(m, debug.o_events, wiring.flipped(self.o_debug))
+            m.d.comb += [
+                scheduler.i_hold.eq(debug.o_full),
+                scheduler.i_may_start.eq(debug.o_empty & scheduler.o_drained),
+            ]
+
+        if fields is not None:
+            # A weight frame waits until the accelerator is idle, and holds back new pixel
+            # frames from the moment it is offered until its last word.
+            loader = m.submodules.weight_loader = WeightLoader(network.sizes, self._lanes)
+            loading = Signal()
+            weights = self.i_weights
+            m.d.comb += [
+                scheduler.i_pause.eq(weights.valid | loading),
+                weights.ready.eq(loading),
+                loader.i_words.valid.eq(weights.valid & loading),
+                loader.i_words.payload.eq(weights.payload),
+            ]
+            with m.If(~loading & weights.valid & scheduler.o_idle):
+                m.d.sync += loading.eq(1)
+            with m.If(loading & weights.valid & weights.payload.last):
+                m.d.sync += loading.eq(0)
+            layers = [event_layer, *vector_layers, output_layer]
+            for k, layer in enumerate(layers):
+                wiring.connect(m, getattr(loader, f"o_writes{k}"), layer.w_weights)
+        return m
+
+
+class TopLevel(wiring.Component):
+    """The Verilog module ``bs4nn``: :class:`Accelerator` with flat AXI-stream port names.
+
+    Members
+    -------
+    s_axis_tdata, s_axis_tvalid, s_axis_tready, s_axis_tlast
+        Pixel beats (pixel ``k`` in bits ``[8k, 8k + 8)``), ``tlast`` on a frame's last beat.
+    m_axis_tdata, m_axis_tvalid, m_axis_tready
+        Result words (``packing.result_fields``, LSB first).
+    dbg_axis_tdata, dbg_axis_tvalid, dbg_axis_tready
+        Only with ``debug_events``: hidden spike events (``packing.debug_event_fields``).
+    w_axis_tdata, w_axis_tvalid, w_axis_tready, w_axis_tlast
+        Only with ``weight_storage="ram"``: weight-load words
+        (``packing.weight_stream_fields``), ``tlast`` on a weight frame's last word.
+    """
+
+    def __init__(self, accelerator):
+        if not isinstance(accelerator, Accelerator):
+            raise TypeError(f"accelerator must be an Accelerator, got {accelerator!r}")
+        self.accelerator = accelerator
+        ppb = accelerator.pixels_per_beat
+        members = {
+            "s_axis_tdata": In(8 * ppb),
+            "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(result_layout(accelerator.network.n_classes).size),
+            "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1),
+        }
+        if accelerator.debug_events:
+            members.update({
+                "dbg_axis_tdata": Out(debug_event_layout(accelerator.hidden_sizes).size),
+                "dbg_axis_tvalid": Out(1),
+                "dbg_axis_tready": In(1),
+            })
+        if accelerator.weight_storage == "ram":
+            members.update({
+                "w_axis_tdata": In(sum(width for _, width in accelerator.weight_fields)),
+                "w_axis_tvalid": In(1),
+                "w_axis_tready": Out(1),
+                "w_axis_tlast": In(1),
+            })
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        core = m.submodules.core = self.accelerator
+        m.d.comb += [
+            core.i_pixels.payload.pixels.eq(self.s_axis_tdata),
+            core.i_pixels.payload.last.eq(self.s_axis_tlast),
+            core.i_pixels.valid.eq(self.s_axis_tvalid),
+            self.s_axis_tready.eq(core.i_pixels.ready),
+            self.m_axis_tdata.eq(core.o_results.payload),
+            self.m_axis_tvalid.eq(core.o_results.valid),
+            core.o_results.ready.eq(self.m_axis_tready),
+        ]
+        if self.accelerator.debug_events:
+            m.d.comb += [
+                self.dbg_axis_tdata.eq(core.o_debug.payload),
+                self.dbg_axis_tvalid.eq(core.o_debug.valid),
+                core.o_debug.ready.eq(self.dbg_axis_tready),
+            ]
+        if self.accelerator.weight_storage == "ram":
+            word_width = len(self.w_axis_tdata)
+            m.d.comb += [
+                core.i_weights.payload.as_value()[:word_width].eq(self.w_axis_tdata),
+                core.i_weights.payload.last.eq(self.w_axis_tlast),
+                core.i_weights.valid.eq(self.w_axis_tvalid),
+                self.w_axis_tready.eq(core.i_weights.ready),
+            ]
+        return m

@@ -1,0 +1,134 @@
+"""Hidden layers after the first: a whole step's spike vector per cycle."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..model.network import MAX_STEP, NO_SPIKE, Layer
+from .event_layer import counter_shape
+from .layouts import spike_vector_layout, weight_write_layout
+from .popcount import RowPopcount, popcount_latency
+from .weight_loader import writable_rows, writable_thresholds
+
+__all__ = ["VectorLayer", "delay_line"]
+
+
+def delay_line(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` registers (a list of the registers, last one last)."""
+    stages = []
+    for index in range(cycles):
+        reg = Signal.like(value, name=f"{name}{index}")
+        m.d.sync += reg.eq(value)
+        stages.append(reg)
+        value = reg
+    return stages
+
+
+class VectorLayer(wiring.Component):
+    """A hidden layer fed by the previous layer's spike vector, one active step per token.
+
+    Each neuron's potential grows by ``2 * popcount(spikes & row) - popcount(spikes)`` (the ±1
+    weights summed over the inputs that spiked), through a :class:`RowPopcount` pipeline. The
+    counters hold the potential less ``threshold + 1`` as in :class:`~.event_layer.EventLayer`;
+    neurons crossing at a step ``<= MAX_STEP - 1`` spike at ``step + 1``; a crossing at
+    ``MAX_STEP`` or later makes no spike.
+
+    Latency: ``RowPopcount.latency`` cycles of adder tree, one to accumulate, one to compare
+    (:attr:`latency`). One token is sent for each token received.
+
+    Parameters
+    ----------
+    layer : :class:`bs4nn.model.network.Layer`
+    weight_fields : list of ``(name, width)`` or None
+        ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
+        written through ``w_weights`` (else they are constants).
+
+    Members
+    -------
+    i_spikes : ``In(stream.Signature(spike_vector_layout(n_in), always_ready=True))``
+    o_spikes : ``Out(stream.Signature(spike_vector_layout(n_out), always_ready=True))``
+    w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
+        only with ``weight_fields``
+    """
+
+    def __init__(self, layer, *, weight_fields=None):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layer must be a Layer, got {layer!r}")
+        self._layer = layer
+        self._weight_fields = weight_fields
+        members = {
+            "i_spikes": In(stream.Signature(spike_vector_layout(layer.n_in), always_ready=True)),
+            "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
+                                             always_ready=True)),
+        }
+        if weight_fields is not None:
+            members["w_weights"] = In(stream.Signature(weight_write_layout(weight_fields),
+                                                       always_ready=True))
+        super().__init__(members)
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def writable(self):
+        return self._weight_fields is not None
+
+    @property
+    def latency(self):
+        return self.latency_for(self._layer.n_in)
+
+    @staticmethod
+    def latency_for(n_inputs):
+        """Latency of a layer with ``n_inputs`` inputs: adder tree, accumulate, compare."""
+        return popcount_latency(n_inputs) + 2
+
+    def elaborate(self, platform):
+        m = Module()
+        layer = self._layer
+        popcount = m.submodules.popcount = RowPopcount(
+            layer.n_in, layer.bits if self._weight_fields is None else layer.n_out)
+        token = self.i_spikes.payload
+        m.d.comb += popcount.vector.eq(token.spikes)
+        weights = self.w_weights if self.writable else None
+        if weights is not None:
+            for j, row in enumerate(writable_rows(m, layer, weights)):
+                m.d.comb += popcount.rows[j].eq(row)
+        thresholds = writable_thresholds(m, layer, weights)
+
+        meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
+                                         "end": 1, "error": 1}))
+        m.d.comb += meta.eq(Cat(self.i_spikes.valid, token.step, token.start, token.end,
+                                token.error))
+        a_meta = delay_line(m, meta, popcount.latency, "a_meta")[-1]
+
+        # Accumulate.
+        shape = counter_shape(layer.n_in)
+        counters = []
+        for j in range(layer.n_out):
+            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1))
+            init = -(thresholds[j] + 1)
+            counters.append(counter)
+            delta = popcount.sums[j] * 2 - popcount.total
+            with m.If(a_meta.valid):
+                m.d.sync += counter.eq(Mux(a_meta.start, init, counter + delta))
+        c_meta = Signal.like(a_meta)
+        m.d.sync += c_meta.eq(a_meta)
+
+        # Compare.
+        fired = Signal(layer.n_out)
+        crossed = Cat(*[~counter[-1] for counter in counters])
+        with m.If(c_meta.valid):
+            m.d.sync += fired.eq(Mux(c_meta.start, 0, fired | crossed))
+        o = self.o_spikes
+        can_spike = ~c_meta.start & (c_meta.step < MAX_STEP)
+        m.d.sync += [
+            o.valid.eq(c_meta.valid),
+            o.payload.spikes.eq(Mux(can_spike, crossed & ~fired, 0)),
+            o.payload.step.eq(Mux(c_meta.step >= MAX_STEP, NO_SPIKE, c_meta.step + 1)),
+            o.payload.start.eq(c_meta.start),
+            o.payload.end.eq(c_meta.end),
+            o.payload.error.eq(c_meta.error),
+        ]
+        return m
+

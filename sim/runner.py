@@ -1,0 +1,573 @@
+"""``bs4nn sim``: generate the accelerator, build it with a simulator and run a cocotb testbench.
+
+Each configuration (network, simulator, LANES, PIXELS_PER_BEAT, weight storage, debug events,
+waves) gets its own folder ``build/sim/<config>/`` holding the generated ``bs4nn.v``, the
+network it was generated from (``network.npz``), ``design.json`` and the simulator's build. A
+build is reused while the Verilog and the build options are unchanged (``build.stamp``); a file
+lock makes concurrent runs of one configuration (pytest-xdist, two shells) safe. Each test runs
+in its own sub-folder, where the cocotb log, ``results.xml``, ``summary.json`` and the waves go.
+
+The testbenches (``rtl_tests/``) read their parameters from ``BS4NN_*`` environment variables,
+set here through the runner's ``extra_env``.
+"""
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..model.errors import UserError
+from ..model.network import Layer, Network
+from . import toolchain
+
+__all__ = ["TESTS", "SimTest", "SimConfig", "Build", "Outcome", "random_network", "prepare_build",
+           "run_test", "add_arguments", "run", "REPO", "TESTBENCH_DIR", "BUILD_ROOT"]
+
+REPO = Path(__file__).resolve().parents[1]
+TESTBENCH_DIR = REPO / "rtl_tests"
+BUILD_ROOT = Path("build") / "sim"
+TOPLEVEL = "bs4nn"
+TIMESCALE = ("1ns", "1ps")
+#: Verilator options: warnings are printed but do not stop a build (Amaranth's Verilog is
+#: lint-clean by default; a stray width warning should not hide a simulation result).
+VERILATOR_ARGS = ("-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast")
+ICARUS_ARGS = ()
+#: Default network for the tests that do not need the MNIST-sized one.
+SMALL_SIZES = (48, 24, 16, 10)
+
+
+@dataclass(frozen=True)
+class SimTest:
+    """A testbench: the cocotb module and test name, and what the design must offer."""
+
+    module: str
+    testcase: str
+    description: str
+    debug_events: bool = False
+    weight_storage: str | None = None
+    needs_mnist: bool = False
+
+
+TESTS = {
+    "mnist_inference": SimTest("test_accelerator", "mnist_inference",
+                               "N MNIST test images back to back vs the golden and cycle models",
+                               needs_mnist=True),
+    "random_images": SimTest("test_accelerator", "random_images",
+                             "random images under random valid/ready stalls on both streams"),
+    "malformed_frames": SimTest("test_accelerator", "malformed_frames",
+                                "frames with an early or late last give error=1, then resync"),
+    "reset_mid_frame": SimTest("test_accelerator", "reset_mid_frame",
+                               "reset in the middle of a frame, then correct results"),
+    "hidden_spikes": SimTest("test_accelerator", "hidden_spikes",
+                             "hidden spike events (debug stream) vs the golden spike times",
+                             debug_events=True),
+    "weight_reload": SimTest("test_accelerator", "weight_reload",
+                             "load networks through the weight stream (shuffled, while busy, "
+                             "a subset) and infer with each",
+                             weight_storage="ram"),
+    "random_networks": SimTest("test_accelerator", "random_images",
+                               "random small networks (1-3 hidden layers) and parameters, "
+                               "each built and run on random images"),
+}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Generator and simulator parameters of one build."""
+
+    simulator: str = "verilator"
+    lanes: int = 0
+    pixels_per_beat: int = 8
+    weight_storage: str = "rom"
+    debug_events: bool = False
+    waves: bool = False
+    #: Compile the Verilated model without C++ optimisation: builds take about half as long
+    #: and simulate about half as fast (the pytest wrappers' small runs).
+    quick_build: bool = False
+
+    @property
+    def tag(self):
+        parts = [self.simulator, f"l{self.lanes}", f"p{self.pixels_per_beat}"]
+        parts += ["ram"] if self.weight_storage == "ram" else []
+        parts += ["dbg"] if self.debug_events else []
+        parts += ["waves"] if self.waves else []
+        parts += ["quick"] if self.quick_build and self.simulator == "verilator" else []
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class Build:
+    """A prepared build: its folder and what the testbench needs to know."""
+
+    directory: Path
+    config: SimConfig
+    network_path: Path
+    network: Network
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of one testbench run: counts from ``results.xml`` and the test's summary."""
+
+    name: str
+    tests: int
+    failed: int
+    directory: Path
+    summary: dict
+    waves: Path | None = None
+
+    @property
+    def passed(self):
+        return self.tests > 0 and self.failed == 0
+
+
+def random_network(rng, sizes):
+    """A random network of the given sizes whose neurons fire often enough to be interesting.
+
+    Weights lean positive and thresholds are low, so most images produce spikes in every layer,
+    while some images still end with no output spike (the fallback decision).
+    """
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        p_positive = rng.uniform(0.55, 0.8)
+        signs = np.where(rng.random((n_out, n_in)) < p_positive, 1, -1).astype(np.int8)
+        high = max(1, min(n_in - 1, n_in // 3))
+        thresholds = rng.integers(0, high, size=n_out, endpoint=True).astype(np.int32)
+        layers.append(Layer(signs, np.minimum(thresholds, n_in - 1)))
+    return Network(tuple(layers), {"origin": "random", "sizes": list(sizes)})
+
+
+def _network_name(network, weights):
+    digest = hashlib.sha256()
+    for layer in network.layers:
+        digest.update(layer.signs.tobytes())
+        digest.update(layer.thresholds.tobytes())
+    stem = Path(weights).stem if weights else "random-" + network.describe()
+    return f"{stem}-{digest.hexdigest()[:8]}"
+
+
+#: Yosys's Verilog backend declares ``reg \$auto$verilog_backend.cc:N:dump_module$K = 0;`` and
+#: lists it in every ``always @*`` block, expecting the initialisation to wake those blocks at
+#: time 0. Icarus 11 gives a declaration's initial value before any process waits, so a block
+#: whose inputs never change (the next value of a reset-less register that is never written,
+#: as the run-time weights of ``weight_storage="ram"`` are) never runs, and the register takes
+#: X on the first clock edge. Setting the trigger once at 1 ns wakes every such block.
+_YOSYS_TRIGGER = re.compile(
+    r"^(?P<indent>\s*)reg (?P<name>\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$",
+    re.MULTILINE)
+
+
+def icarus_compatible(verilog):
+    """The generated Verilog with the always-@* triggers set once at 1 ns (for Icarus)."""
+    return _YOSYS_TRIGGER.sub(
+        lambda m: f"{m[0]}\n{m['indent']}initial #1 {m['name']}= 1'b1;", verilog)
+
+
+def _write_if_changed(path, text):
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+@contextlib.contextmanager
+def _locked(directory):
+    """Hold an exclusive lock on a build folder; yields a function that makes it shared."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield lambda: fcntl.flock(lock, fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _generate(network, config):
+    try:
+        from ..gen.build import generate
+    except ImportError as error:
+        raise UserError(f"the generator is not available ({error})") from None
+    try:
+        return generate(network, lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
+                        weight_storage=config.weight_storage, debug_events=config.debug_events)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"cannot generate this configuration: {error}") from None
+
+
+def _lint_waivers():
+    """The generator's Verilator waivers (``gen/lint.vlt``), when it ships them."""
+    from .. import gen
+
+    path = Path(gen.__file__).resolve().parent / "lint.vlt"
+    return [path] if path.is_file() else []
+
+
+def _build_simulator(directory, config, verilog_path, log):
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner(config.simulator)
+    args = VERILATOR_ARGS if config.simulator == "verilator" else ICARUS_ARGS
+    sources = (_lint_waivers() if config.simulator == "verilator" else []) + [verilog_path]
+    stamp_path = directory / "build.stamp"
+    stamp = hashlib.sha256(json.dumps({
+        "sources": [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources],
+        "config": asdict(config), "args": args, "timescale": TIMESCALE,
+    }, sort_keys=True).encode()).hexdigest()
+    executable = directory / ("sim.vvp" if config.simulator == "icarus" else TOPLEVEL)
+    if executable.is_file() and stamp_path.is_file() and stamp_path.read_text() == stamp:
+        return False
+    stamp_path.unlink(missing_ok=True)
+    log(f"building {directory.name} with {config.simulator}")
+    started = time.monotonic()
+    with _redirected(directory / "build.log"), _make_flags(QUICK_MAKE_FLAGS
+                                                            if config.quick_build else ()):
+        try:
+            runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=directory,
+                         build_args=list(args), timescale=TIMESCALE, waves=config.waves,
+                         always=True)
+        except (SystemExit, Exception) as error:
+            raise UserError(f"{config.simulator} build failed ({error}); "
+                            f"see {directory / 'build.log'}") from None
+    # Verilator's precompiled headers are most of a build's 150+ MB and serve only an
+    # incremental rebuild, which never happens here (a changed stamp means new Verilog).
+    for header in directory.glob("*.gch"):
+        header.unlink()
+    stamp_path.write_text(stamp)
+    log(f"built {directory.name} in {time.monotonic() - started:.1f} s")
+    return True
+
+
+#: Make variables of a quick build (see :attr:`SimConfig.quick_build`).
+QUICK_MAKE_FLAGS = ("OPT_FAST=-O0", "OPT_GLOBAL=-O0")
+
+
+@contextlib.contextmanager
+def _make_flags(flags):
+    """Add variable definitions to MAKEFLAGS (which make treats as command-line ones)."""
+    saved = os.environ.get("MAKEFLAGS")
+    if flags:
+        os.environ["MAKEFLAGS"] = " ".join([saved or "", *flags]).strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+@contextlib.contextmanager
+def _redirected(path):
+    """Send this process's stdout and stderr (and its children's) to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _generation_key(network, config):
+    """What the generated Verilog depends on: the network, the generator parameters and the
+    source of the generator (``gen/``, the packing module) and of Amaranth."""
+    import amaranth
+
+    from .. import gen
+    from ..model import packing
+
+    digest = hashlib.sha256()
+    for layer in network.layers:
+        digest.update(np.ascontiguousarray(layer.signs).tobytes())
+        digest.update(np.ascontiguousarray(layer.thresholds).tobytes())
+    digest.update(json.dumps([network.sizes, config.lanes, config.pixels_per_beat,
+                              config.weight_storage, config.debug_events,
+                              config.simulator == "icarus", amaranth.__version__]).encode())
+    for source in sorted(Path(gen.__file__).resolve().parent.glob("*.py")) + [
+            Path(packing.__file__).resolve(), Path(__file__).resolve()]:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_build(network, config, *, weights=None, build_root=BUILD_ROOT, log=print):
+    """Generate ``network`` into its configuration folder and build it; both steps are skipped
+    while their inputs are unchanged. Returns a :class:`Build`.
+
+    The caller must hold no lock; this takes and releases one.
+    """
+    toolchain.prepare(config.simulator)
+    directory = Path(build_root).resolve() / f"{_network_name(network, weights)}-{config.tag}"
+    with _locked(directory):
+        network_path = directory / "network.npz"
+        if not network_path.is_file():
+            network.save(network_path)
+        verilog_path = directory / f"{TOPLEVEL}.v"
+        design_path = directory / "design.json"
+        key_path = directory / "generation.stamp"
+        key = _generation_key(network, config)
+        if not (verilog_path.is_file() and design_path.is_file() and key_path.is_file()
+                and key_path.read_text() == key):
+            key_path.unlink(missing_ok=True)
+            design = _generate(network, config)
+            verilog = design.verilog
+            if config.simulator == "icarus":
+                verilog = icarus_compatible(verilog)
+            _write_if_changed(verilog_path, verilog)
+            info = {"params": asdict(config), "sizes": network.sizes,
+                    "info": _jsonable(design.info)}
+            _write_if_changed(design_path, json.dumps(info, indent=1, sort_keys=True))
+            key_path.write_text(key)
+        _build_simulator(directory, config, verilog_path, log)
+    return Build(directory, config, network_path, network)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=None,
+             quiet=False):
+    """Run the testbench ``name`` (a key of :data:`TESTS`) on a prepared build.
+
+    ``extra`` adds ``BS4NN_*`` variables. The simulator's output goes to ``sim.log`` in the
+    test's folder when ``quiet``. Returns an :class:`Outcome`.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    test = TESTS[name]
+    toolchain.prepare(build.config.simulator)
+    if str(TESTBENCH_DIR) not in sys.path:
+        # cocotb imports the test module through PYTHONPATH, which the runner takes from sys.path.
+        sys.path.insert(0, str(TESTBENCH_DIR))
+    label = label or name
+    with _locked(build.directory) as share:
+        share()
+        test_dir = build.directory / label
+        test_dir.mkdir(exist_ok=True)
+        for stale in ("summary.json", "results.xml"):
+            (test_dir / stale).unlink(missing_ok=True)
+        env = {
+            "BS4NN_NETWORK": str(build.network_path),
+            "BS4NN_DESIGN": str(build.directory / "design.json"),
+            "BS4NN_SEED": str(seed),
+            "BS4NN_TEST_NAME": name,
+            "BS4NN_SUMMARY": str(test_dir / "summary.json"),
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        }
+        if n is not None:
+            env["BS4NN_N"] = str(n)
+        if predictions is not None:
+            env["BS4NN_PREDICTIONS"] = str(Path(predictions).resolve())
+        env.update(extra or {})
+        runner = get_runner(build.config.simulator)
+        plusargs = []
+        if build.config.waves and build.config.simulator == "icarus":
+            plusargs.append(f"+dumpfile_path={test_dir / 'bs4nn.fst'}")
+        results = test_dir / "results.xml"
+        with contextlib.ExitStack() as stack:
+            if quiet:
+                stack.enter_context(_redirected(test_dir / "sim.log"))
+            with contextlib.suppress(SystemExit):
+                runner.test(test_module=test.module,
+                            test_filter=rf"^{test.module}\.{test.testcase}(/|$)",
+                            hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                            build_dir=build.directory, test_dir=test_dir,
+                            results_xml=str(results), extra_env=env, seed=seed,
+                            plusargs=plusargs, waves=build.config.waves,
+                            timescale=TIMESCALE if build.config.simulator == "icarus" else None)
+        try:
+            tests, failed = get_results(results)
+        except RuntimeError:
+            tests, failed = 0, 1
+        summary_path = test_dir / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        waves = next((p for p in (test_dir / "dump.vcd", test_dir / "bs4nn.fst") if p.is_file()),
+                     None) if build.config.waves else None
+        return Outcome(label, tests, failed, test_dir, summary, waves)
+
+
+# --- random_networks: a sweep over small random networks and generator parameters -------------
+
+#: LANES values drawn by the sweep (0: the generator's default).
+SWEEP_LANES = (0, 1, 2, 3, 4, 8)
+
+
+def _pixels_per_beat_choices():
+    try:
+        from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+    except ImportError:
+        return (1, 2, 4, 8)
+    return tuple(PIXELS_PER_BEAT_CHOICES)
+
+
+def draw_sweep_case(rng):
+    """Sizes and generator parameters of one random-network case."""
+    n_hidden = int(rng.integers(1, 3, endpoint=True))
+    sizes = [int(rng.integers(8, 48, endpoint=True))]
+    sizes += [int(rng.integers(4, 32, endpoint=True)) for _ in range(n_hidden)]
+    sizes += [int(rng.integers(2, 10, endpoint=True))]
+    lanes = min(int(rng.choice(SWEEP_LANES)), sizes[1])
+    pixels_per_beat = int(rng.choice(_pixels_per_beat_choices()))
+    return sizes, lanes, pixels_per_beat
+
+
+def run_random_networks(count, seed, *, simulator, n, build_root=BUILD_ROOT, log=print,
+                        quiet=True):
+    """Build and run ``count`` random networks; returns a list of :class:`Outcome`."""
+    rng = np.random.default_rng(seed)
+    outcomes = []
+    for case in range(count):
+        sizes, lanes, pixels_per_beat = draw_sweep_case(rng)
+        network = random_network(rng, sizes)
+        # Small designs, short runs: the build dominates, so skip C++ optimisation.
+        config = SimConfig(simulator=simulator, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                           quick_build=True)
+        log(f"random_networks: case {case}: {network.describe()}, lanes {lanes}, "
+            f"pixels/beat {pixels_per_beat}")
+        build = prepare_build(network, config, build_root=build_root, log=log)
+        case_seed = int(rng.integers(1 << 31))
+        outcomes.append(run_test(build, "random_networks", seed=case_seed, n=n, quiet=quiet,
+                                 label="random_images"))
+    return outcomes
+
+
+# --- command line -------------------------------------------------------------------------------
+
+def add_arguments(parser):
+    listing = "; ".join(f"{name}: {test.description}" for name, test in TESTS.items())
+    parser.add_argument("test", metavar="TEST", help=f"the testbench to run ({listing})")
+    parser.add_argument("--n", type=int, default=None,
+                        help="images (mnist_inference: 200; others: their own default); "
+                             "random_networks: images per network")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed (images, stalls, networks); printed when drawn")
+    parser.add_argument("--waves", action="store_true", help="record waves (VCD/FST)")
+    parser.add_argument("--simulator", default="verilator", choices=toolchain.SIMULATORS)
+    parser.add_argument("--weights", default=None,
+                        help="weights file (.npz), or 'random' for a small random network "
+                             f"({'-'.join(map(str, SMALL_SIZES))}); default: "
+                             "weights/mnist-784-600-10.npz for mnist_inference, 'random' "
+                             "otherwise")
+    parser.add_argument("--lanes", type=int, default=0,
+                        help="counters of the first hidden layer (0: one per neuron)")
+    parser.add_argument("--pixels-per-beat", type=int, default=8)
+    parser.add_argument("--predictions", default=None,
+                        help="mnist_inference: write index,label,predicted,decision_step,fired")
+    parser.add_argument("--networks", type=int, default=4,
+                        help="random_networks: how many networks to draw")
+    parser.add_argument("--quick-build", action="store_true",
+                        help="Verilator: compile the model without C++ optimisation (about half "
+                             "the build time, about half the simulation speed)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the simulator's output (otherwise it goes to sim.log)")
+    parser.add_argument("--build-dir", default=str(BUILD_ROOT), help=argparse.SUPPRESS)
+
+
+def _load_network(args, test, rng):
+    weights = args.weights
+    if weights is None:
+        weights = "weights/mnist-784-600-10.npz" if test.needs_mnist else "random"
+    if weights == "random":
+        if test.needs_mnist:
+            raise UserError("mnist_inference needs a 784-input weights file, not 'random'")
+        return random_network(rng, SMALL_SIZES), None
+    network = Network.load(weights)
+    if test.needs_mnist and network.n_inputs != 784:
+        raise UserError(f"{weights}: mnist_inference needs 784 inputs, the network has "
+                        f"{network.n_inputs}")
+    return network, weights
+
+
+def _failure_excerpt(log_path, limit=12):
+    """The first error messages and the failed tests of a simulator log (quiet runs)."""
+    if not log_path.is_file():
+        return f"(no log at {log_path})"
+    lines = [line.rstrip() for line in log_path.read_text(errors="replace").splitlines()]
+    errors = [line for line in lines if " ERROR " in line or "Error:" in line]
+    failed = [line for line in lines if line.lstrip().startswith("**") and " FAIL " in line]
+    return "\n".join(errors[:limit] + failed + [f"(full log: {log_path})"])
+
+
+def _describe(name, outcome):
+    lines = outcome.summary.get("lines")
+    if lines:
+        return "\n".join(lines)
+    return f"{name}: {outcome.tests - outcome.failed}/{outcome.tests} cocotb tests passed"
+
+
+def run(args):
+    if args.test not in TESTS:
+        raise UserError(f"unknown test {args.test!r} (choose from {', '.join(TESTS)})")
+    for option, least in {"n": 1, "networks": 1, "lanes": 0, "pixels_per_beat": 1}.items():
+        value = getattr(args, option)
+        if value is not None and value < least:
+            raise UserError(f"--{option.replace('_', '-')} must be at least {least}, got {value}")
+    if args.predictions is not None and args.test != "mnist_inference":
+        raise UserError("--predictions applies to mnist_inference only")
+    test = TESTS[args.test]
+    seed = args.seed if args.seed is not None else secrets.randbelow(1 << 31)
+    print(f"bs4nn sim {args.test}: seed {seed} (rerun with --seed {seed})", flush=True)
+
+    if args.test == "random_networks":
+        if args.waves:
+            raise UserError("--waves is not offered for random_networks (run a single case)")
+        outcomes = run_random_networks(args.networks, seed, simulator=args.simulator,
+                                       n=args.n, build_root=args.build_dir)
+        failed = [o for o in outcomes if not o.passed]
+        for outcome in outcomes:
+            print(f"{outcome.directory.parent.name}:")
+            for line in _describe("random_images", outcome).splitlines():
+                print(f"  {line}")
+        print(f"random_networks: {len(outcomes) - len(failed)}/{len(outcomes)} networks passed")
+        for outcome in failed:
+            print(_failure_excerpt(outcome.directory / "sim.log"))
+        return 1 if failed else 0
+
+    rng = np.random.default_rng(seed)
+    network, weights = _load_network(args, test, rng)
+    config = SimConfig(simulator=args.simulator, lanes=args.lanes,
+                       pixels_per_beat=args.pixels_per_beat,
+                       weight_storage=test.weight_storage or "rom",
+                       debug_events=test.debug_events, waves=args.waves,
+                       quick_build=args.quick_build)
+    build = prepare_build(network, config, weights=weights, build_root=args.build_dir)
+    started = time.monotonic()
+    outcome = run_test(build, args.test, seed=seed, n=args.n, predictions=args.predictions,
+                       quiet=not args.verbose)
+    elapsed = time.monotonic() - started
+    print(_describe(args.test, outcome))
+    if not outcome.passed and not args.verbose:
+        print(_failure_excerpt(outcome.directory / "sim.log"))
+    print(f"bs4nn sim {args.test}: {'PASS' if outcome.passed else 'FAIL'} in {elapsed:.1f} s "
+          f"({outcome.directory})")
+    if outcome.waves is not None:
+        print(f"waves: {outcome.waves}")
+    if args.predictions is not None and outcome.passed:
+        print(f"predictions: {args.predictions}")
+    return 0 if outcome.passed else 1
+

@@ -1,0 +1,81 @@
+# amaranth: UnusedElaboratable=no
+"""The cycle model: exact against amaranth.sim, and its schedule's invariants."""
+
+import numpy as np
+import pytest
+
+from bs4nn.gen.simulation import frames_of, random_images, random_network, run_accelerator
+from bs4nn.gen.top import Accelerator
+from bs4nn.model.errors import UserError
+from bs4nn.sim.cycle_model import breakdown, predict, schedule_of
+
+
+@pytest.mark.parametrize(("sizes", "lanes", "pixels_per_beat", "density"), [
+    ((8, 12, 10, 8, 3), 0, 16, 0.05),  # one beat per image, few events: the credits bind
+    ((16, 6, 3), 2, 16, 0.9),
+    ((40, 10, 5, 4), 0, 2, 0.5),   # load-bound
+])
+def test_exact_against_simulation(sizes, lanes, pixels_per_beat, density):
+    seed = sum(sizes) + lanes * 3 + pixels_per_beat
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    network = random_network(rng, sizes)
+    images = random_images(rng, 30, sizes[0], density)
+    accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    _, cycles = run_accelerator(accelerator, frames_of(images, pixels_per_beat))
+    assert cycles == list(predict(network, images, lanes=lanes,
+                                  pixels_per_beat=pixels_per_beat))
+
+
+def test_credits_bind_for_tiny_images():
+    rng = np.random.default_rng(3)
+    network = random_network(rng, (8, 12, 10, 8, 3))
+    images = np.zeros((12, 8), dtype=np.uint8)
+    plan = breakdown(network, images, pixels_per_beat=16)
+    credits = schedule_of(network, pixels_per_beat=16).credits
+    waits = plan["start"][credits:] == plan["transfer"][:-credits] + 1
+    assert waits.any()
+
+
+def test_invariants():
+    rng = np.random.default_rng(8)
+    network = random_network(rng, (20, 8, 4))
+    images = random_images(rng, 50, 20)
+    plan = breakdown(network, images, lanes=3, pixels_per_beat=4)
+    schedule = schedule_of(network, lanes=3, pixels_per_beat=4)
+    assert np.all(np.diff(plan["transfer"]) >= 1)
+    assert np.all(plan["last_beat"] - plan["first_beat"] == schedule.beats_per_image - 1)
+    assert np.all(plan["start"] >= plan["last_beat"] + schedule.load_to_start)
+    assert np.all(plan["start"][1:] >= plan["finish"][:-1])
+    assert np.all(plan["finish"] <= plan["result"])
+    assert np.all(plan["events_used"] <= plan["events"])
+    assert plan["first_beat"][0] == 0
+
+
+def test_errors():
+    network = random_network(np.random.default_rng(0), (8, 4, 2))
+    with pytest.raises(UserError, match="lanes must be between 1 and 4"):
+        predict(network, np.zeros((1, 8), dtype=np.uint8), lanes=5)
+    with pytest.raises(UserError, match="pixels must have shape"):
+        predict(network, np.zeros((1, 9), dtype=np.uint8))
+
+
+def test_mnist_network_exact():
+    """The full-size design on a few real images (skipped until the weights exist)."""
+    from pathlib import Path
+
+    from bs4nn.gen.simulation import expected_results
+    from bs4nn.model import data
+    from bs4nn.model.network import Network
+
+    weights = Path(__file__).resolve().parents[1] / "weights" / "mnist-784-600-10.npz"
+    if not weights.is_file():
+        pytest.skip(f"{weights} does not exist yet")
+    try:
+        images = data.load("mnist", "test")[0][:4]
+    except UserError as error:
+        pytest.skip(f"MNIST is not available: {error}")
+    network = Network.load(weights)
+    results, cycles = run_accelerator(Accelerator(network), frames_of(images, 8))
+    assert results == expected_results(network, images)
+    assert cycles == list(predict(network, images))

@@ -1,0 +1,130 @@
+# amaranth: UnusedElaboratable=no
+"""RowPopcount and the combinational trees (first_set, argmax) against numpy."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
+
+from bs4nn.gen.first_set import decode, first_set, lowest_set
+from bs4nn.gen.output_layer import argmax
+from bs4nn.gen.popcount import RowPopcount, popcount_latency
+
+
+@pytest.mark.parametrize(("n_inputs", "n_rows", "runtime"), [
+    (1, 1, False), (7, 3, False), (37, 5, True), (64, 2, False), (600, 2, False)])
+def test_row_popcount(n_inputs, n_rows, runtime):
+    seed = n_inputs * 10 + n_rows
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    rows = rng.random((n_rows, n_inputs)) < 0.5
+    dut = RowPopcount(n_inputs, n_rows if runtime else rows)
+    assert dut.latency == popcount_latency(n_inputs)
+    vectors = rng.random((12, n_inputs)) < rng.uniform(0.1, 0.9)
+    got = []
+
+    async def bench(ctx):
+        if runtime:
+            for j in range(n_rows):
+                ctx.set(dut.rows[j], int("".join("1" if b else "0" for b in rows[j][::-1]), 2))
+        for cycle in range(len(vectors) + dut.latency):
+            if cycle < len(vectors):
+                ctx.set(dut.vector, int("".join("1" if b else "0" for b in vectors[cycle][::-1]),
+                                        2))
+            await ctx.tick()
+            if cycle + 1 >= dut.latency:
+                got.append(([ctx.get(dut.sums[j]) for j in range(n_rows)], ctx.get(dut.total)))
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    for vector, (sums, total) in zip(vectors, got, strict=False):
+        assert total == vector.sum()
+        assert sums == [int((vector & row).sum()) for row in rows]
+
+
+@pytest.mark.parametrize("width", [1, 3, 8, 13, 256])
+def test_first_set(width):
+    rng = np.random.default_rng(width)
+    m = Module()
+    value = Signal(width)
+    any_set, index = first_set(m, value, "ffs")
+    values = [0, 1, (1 << width) - 1, 1 << (width - 1)]
+    values += [int(rng.integers(0, 1 << min(width, 62))) << int(rng.integers(0, max(1, width - 62)))
+               for _ in range(20)]
+
+    async def bench(ctx):
+        for v in values:
+            v &= (1 << width) - 1
+            ctx.set(value, v)
+            assert ctx.get(any_set) == (v != 0)
+            if v:
+                assert ctx.get(index) == (v & -v).bit_length() - 1
+
+    simulator = Simulator(m)
+    simulator.add_testbench(bench)
+    simulator.run()
+
+
+def test_argmax_ties_go_to_the_lower_index():
+    m = Module()
+    values = [Signal(signed(6), name=f"v{j}") for j in range(5)]
+    valids = [Signal(name=f"ok{j}") for j in range(5)]
+    any_valid, index = argmax(m, list(zip(valids, values, strict=True)), "argmax")
+    rng = np.random.default_rng(4)
+
+    async def bench(ctx):
+        for _ in range(200):
+            vs = rng.integers(-4, 4, size=5)
+            oks = rng.random(5) < 0.6
+            for j in range(5):
+                ctx.set(values[j], int(vs[j]))
+                ctx.set(valids[j], bool(oks[j]))
+            assert ctx.get(any_valid) == oks.any()
+            if oks.any():
+                masked = np.where(oks, vs, -100)
+                assert ctx.get(index) == int(np.argmax(masked))
+
+    simulator = Simulator(m)
+    simulator.add_testbench(bench)
+    simulator.run()
+
+
+@pytest.mark.parametrize(("bits", "width"), [(1, 2), (3, 8), (8, 256), (8, 200)])
+def test_decode(bits, width):
+    m = Module()
+    value = Signal(bits)
+    onehot = decode(m, value, width, "onehot")
+
+    async def bench(ctx):
+        for v in range(1 << bits):
+            ctx.set(value, v)
+            assert ctx.get(onehot) == ((1 << v) & ((1 << width) - 1))
+
+    simulator = Simulator(m)
+    simulator.add_testbench(bench)
+    simulator.run()
+
+
+@pytest.mark.parametrize("width", [16, 40, 256])
+def test_lowest_set(width):
+    rng = np.random.default_rng(width)
+    m = Module()
+    value = Signal(width)
+    any_set, index, without = lowest_set(m, value, "lowest")
+    values = [0, 1, 1 << (width - 1), (1 << width) - 1]
+    values += [int("".join(rng.choice(["0", "1"], p=[0.9, 0.1], size=width)), 2)
+               for _ in range(30)]
+
+    async def bench(ctx):
+        for v in values:
+            ctx.set(value, v)
+            assert ctx.get(any_set) == (v != 0)
+            if v:
+                assert ctx.get(index) == (v & -v).bit_length() - 1
+                assert ctx.get(without) == v & (v - 1)
+
+    simulator = Simulator(m)
+    simulator.add_testbench(bench)
+    simulator.run()

@@ -1,0 +1,171 @@
+# amaranth: UnusedElaboratable=no
+"""EventScheduler: time order, step/image framing, no bubbles, early exit, malformed frames."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from bs4nn.gen.scheduler import EventScheduler
+from bs4nn.model.inference import encode
+from bs4nn.model.network import MAX_STEP
+
+
+def run_scheduler(dut, frames, *, kills=None, max_cycles=20_000):
+    """Send frames (lists of (pixels, error) beats, ``last`` on each list's final one).
+
+    Returns the token list: dicts with the cycle and the payload fields. ``kills`` maps an
+    image index to the number of its event tokens after which its kill is sent.
+    """
+    ppb = dut.pixels_per_beat
+    beats = []
+    for frame in frames:
+        for index, (pixels, error) in enumerate(frame):
+            beats.append({"pixels": pixels, "beat": min(index, dut.n_beats),
+                          "keep": int(index < dut.n_beats), "start": int(index == 0),
+                          "end": int(index == len(frame) - 1), "error": int(error)})
+    kills = dict(kills or {})
+    tokens = []
+
+    async def bench(ctx):
+        position, image, events_seen, pending_kill, taken = 0, -1, 0, None, 0
+        for cycle in range(max_cycles):
+            if position < len(beats):
+                beat = beats[position]
+                for k in range(ppb):
+                    ctx.set(dut.i_beats.payload.pixels[k], int(beat["pixels"][k]))
+                for name in ("beat", "keep", "start", "end", "error"):
+                    ctx.set(getattr(dut.i_beats.payload, name), beat[name])
+            ctx.set(dut.i_beats.valid, position < len(beats))
+            ctx.set(dut.i_kill.valid, pending_kill is not None)
+            ctx.set(dut.i_kill.payload, pending_kill or 0)
+            pending_kill = None
+            ctx.set(dut.i_result_taken, taken > 0)
+            taken = max(0, taken - 1)
+            _, _, ready, valid, payload = await ctx.tick().sample(
+                dut.i_beats.ready, dut.o_events.valid, dut.o_events.payload)
+            if position < len(beats) and ready:
+                position += 1
+            if valid:
+                token = {name: int(getattr(payload, name)) for name in
+                         ("pixel", "group", "step", "start", "step_end", "end", "error")}
+                token["cycle"] = cycle
+                tokens.append(token)
+                if token["start"]:
+                    image, events_seen = image + 1, 0
+                else:
+                    events_seen += 1
+                if kills.get(image) == events_seen and not token["start"]:
+                    pending_kill = image % dut.credits
+                    taken += 1
+                if token["end"]:
+                    taken += 1
+                    if image == len(frames) - 1:
+                        return
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    return tokens
+
+
+def frames_from(images, ppb):
+    frames = []
+    for image in images:
+        padded = np.zeros(-(-image.size // ppb) * ppb, dtype=np.uint8)
+        padded[:image.size] = image
+        frames.append([(beat, False) for beat in padded.reshape(-1, ppb)])
+    return frames
+
+
+def split_images(tokens):
+    images = []
+    for token in tokens:
+        if token["start"]:
+            images.append([token])
+        else:
+            images[-1].append(token)
+    return images
+
+
+def check_image(image_tokens, pixels, groups):
+    start, events = image_tokens[0], image_tokens[1:]
+    steps = encode(pixels)
+    expected = sorted((int(steps[i]), i) for i in np.flatnonzero(steps < MAX_STEP))
+    assert start["end"] == (not expected)
+    got = [(t["step"], t["pixel"]) for t in events if t["group"] == 0]
+    assert sorted(got) == expected
+    assert [s for s, _ in got] == sorted(s for s, _ in got)       # time order
+    assert [t["group"] for t in events] == list(range(groups)) * len(expected)
+    # No bubbles: the start token, then one event token per cycle.
+    assert [t["cycle"] for t in image_tokens] == list(range(start["cycle"],
+                                                            start["cycle"] + len(image_tokens)))
+    for index, token in enumerate(events):
+        later = events[index + 1:]
+        assert token["step_end"] == (not later or later[0]["step"] != token["step"])
+        assert token["end"] == (not later)
+
+
+@pytest.mark.parametrize(("n_inputs", "ppb", "groups"), [
+    (16, 4, 1), (13, 1, 2), (40, 8, 1), (20, 16, 3), (9, 2, 1)])
+def test_time_order(n_inputs, ppb, groups):
+    seed = n_inputs * 100 + ppb * 10 + groups
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(8, n_inputs)).astype(np.uint8)
+    images[rng.random(images.shape) < 0.4] = 0
+    images[0] = 0
+    images[1] = 200                      # every pixel in one step: one long list per position
+    images[2, :] = rng.integers(250, 256, size=n_inputs)   # few steps, many per step
+    dut = EventScheduler(n_inputs, ppb, groups)
+    tokens = run_scheduler(dut, frames_from(images, ppb))
+    per_image = split_images(tokens)
+    assert len(per_image) == len(images)
+    for image_tokens, pixels in zip(per_image, images, strict=True):
+        check_image(image_tokens, pixels, groups)
+
+
+def test_kill_drops_the_rest_and_starts_the_next():
+    rng = np.random.default_rng(5)
+    images = rng.integers(1, 256, size=(4, 24)).astype(np.uint8)
+    dut = EventScheduler(24, 4, 1)
+    tokens = run_scheduler(dut, frames_from(images, 4), kills={0: 5, 2: 1})
+    per_image = split_images(tokens)
+    assert len(per_image) == 4
+    # The kill comes in the cycle after the 5th event leaves; one more event was on its way.
+    assert len(per_image[0]) - 1 == 6
+    assert len(per_image[2]) - 1 == 2
+    check_image(per_image[1], images[1], 1)
+    check_image(per_image[3], images[3], 1)
+    # The next image starts in the cycle the kill arrives: its start token follows at once.
+    assert per_image[1][0]["cycle"] == per_image[0][-1]["cycle"] + 1
+
+
+def test_malformed_frames_give_empty_error_images():
+    dut = EventScheduler(8, 4, 1)
+    good = [(np.full(4, 9, dtype=np.uint8), False), (np.full(4, 3, dtype=np.uint8), False)]
+    short = [(np.full(4, 7, dtype=np.uint8), True)]
+    long = good + [(np.full(4, 1, dtype=np.uint8), True)]
+    tokens = run_scheduler(dut, [good, short, long, good])
+    per_image = split_images(tokens)
+    assert [len(tokens) for tokens in per_image] == [9, 1, 1, 9]
+    for index in (1, 2):
+        assert per_image[index][0]["end"] and per_image[index][0]["error"]
+    for index in (0, 3):
+        assert not per_image[index][0]["error"]
+        check_image(per_image[index], np.array([9] * 4 + [3] * 4, dtype=np.uint8), 1)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_inputs": 0, "pixels_per_beat": 8}, "n_inputs must be a positive integer, got 0"),
+    ({"n_inputs": 8, "pixels_per_beat": 5},
+     "pixels_per_beat must be one of (1, 2, 4, 8, 16), got 5"),
+    ({"n_inputs": 8, "pixels_per_beat": 8, "groups": 0},
+     "groups must be a positive integer, got 0"),
+    ({"n_inputs": 8, "pixels_per_beat": 8, "credits": 3},
+     "credits must be a power of two of at least 2, got 3"),
+])
+def test_parameter_errors(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        EventScheduler(**kwargs)
+    assert str(info.value) == message

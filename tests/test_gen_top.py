@@ -1,0 +1,117 @@
+# amaranth: UnusedElaboratable=no
+"""The whole accelerator in amaranth.sim: results against ``infer``, cycles against the model."""
+
+import numpy as np
+import pytest
+
+from bs4nn.gen.simulation import (
+    ERROR_RESULT,
+    expected_results,
+    frames_of,
+    random_images,
+    random_network,
+    run_accelerator,
+)
+from bs4nn.gen.top import Accelerator
+from bs4nn.model import packing
+from bs4nn.sim.cycle_model import predict
+
+CONFIGS = [
+    # sizes, lanes, pixels_per_beat
+    ((16, 8, 3), 0, 4),
+    ((16, 8, 3), 3, 1),
+    ((20, 10, 6, 4), 0, 8),
+    ((33, 12, 5), 5, 16),
+    ((10, 7, 2), 7, 2),
+    ((24, 9, 7, 5, 3), 4, 8),
+]
+
+
+@pytest.mark.parametrize(("sizes", "lanes", "pixels_per_beat"), CONFIGS)
+def test_results_and_cycles(sizes, lanes, pixels_per_beat):
+    seed = hash((sizes, lanes, pixels_per_beat)) % 10_000
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    network = random_network(rng, sizes)
+    images = random_images(rng, 24, sizes[0], density=rng.uniform(0.2, 0.9))
+    accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    results, cycles = run_accelerator(accelerator, frames_of(images, pixels_per_beat))
+    assert results == expected_results(network, images)
+    assert cycles == list(predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat))
+
+
+@pytest.mark.parametrize(("valid", "ready"), [
+    ([1, 1, 0], [1, 0, 0, 1]),
+    ([0, 1], [0, 0, 0, 1, 1]),
+    ([1], [0] * 30 + [1]),
+])
+def test_flow_control(valid, ready):
+    rng = np.random.default_rng(7)
+    network = random_network(rng, (12, 6, 4))
+    images = random_images(rng, 16, 12)
+    accelerator = Accelerator(network, lanes=2, pixels_per_beat=4)
+    results, _ = run_accelerator(accelerator, frames_of(images, 4),
+                                 valid_pattern=[bool(v) for v in valid],
+                                 ready_pattern=[bool(r) for r in ready])
+    assert results == expected_results(network, images)
+
+
+@pytest.mark.parametrize("pixels_per_beat", [1, 4, 8])
+def test_malformed_frames(pixels_per_beat):
+    seed = 11 + pixels_per_beat
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    network = random_network(rng, (12, 6, 3))
+    images = random_images(rng, 8, 12)
+    frames = frames_of(images, pixels_per_beat)
+    expected = expected_results(network, images)
+    n_beats = len(frames[0])
+    malformed = [
+        frames[0][:max(1, n_beats - 1)] if n_beats > 1 else [],   # early last (or empty)
+        frames[1] + [0xFF] * 3,                                       # late last
+        [rng.integers(0, 256)],                                      # a single beat
+        frames[2] * 2,                                               # two images, one last
+    ]
+    stream, want = [], []
+    for k in range(len(images)):
+        stream.append(frames[k])
+        want.append(expected[k])
+        if k < len(malformed) and malformed[k]:
+            stream.append(malformed[k])
+            want.append(ERROR_RESULT if len(malformed[k]) != n_beats else "skip")
+    accelerator = Accelerator(network, lanes=0, pixels_per_beat=pixels_per_beat)
+    results, _ = run_accelerator(accelerator, stream)
+    for got, exp in zip(results, want, strict=True):
+        if exp != "skip":
+            assert got == exp
+
+
+def test_result_word_layout():
+    rng = np.random.default_rng(3)
+    network = random_network(rng, (8, 4, 3))
+    accelerator = Accelerator(network, pixels_per_beat=8)
+    layout = accelerator.o_results.payload.shape()
+    assert layout.size == sum(width for _, width in packing.result_fields(3))
+    offset = 0
+    for name, width in packing.result_fields(3):
+        assert layout[name].offset == offset and layout[name].width == width
+        offset += width
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"lanes": 9}, "lanes must be between 1 and 8 (0 for all), got 9"),
+    ({"lanes": -1}, "lanes must be between 1 and 8 (0 for all), got -1"),
+    ({"pixels_per_beat": 3}, "pixels_per_beat must be one of 1, 2, 4, 8, 16, got 3"),
+    ({"weight_storage": "flash"}, "weight_storage must be one of rom, ram, got 'flash'"),
+])
+def test_parameter_errors(kwargs, message):
+    network = random_network(np.random.default_rng(0), (8, 8, 2))
+    with pytest.raises(ValueError) as info:
+        Accelerator(network, **kwargs)
+    assert str(info.value) == message
+
+
+def test_needs_a_hidden_layer():
+    network = random_network(np.random.default_rng(0), (8, 2))
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        Accelerator(network)

@@ -1,0 +1,90 @@
+# amaranth: UnusedElaboratable=no
+"""Run-time weights: the weight-load stream rewrites every weight and threshold between images."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from bs4nn.gen.simulation import (
+    expected_results,
+    frames_of,
+    random_images,
+    random_network,
+    run_accelerator,
+)
+from bs4nn.gen.top import Accelerator
+from bs4nn.gen.weight_loader import WeightLoader
+from bs4nn.model import packing
+from bs4nn.model.inference import infer
+
+
+def test_weight_stream_fields():
+    assert packing.weight_stream_fields([784, 600, 10], 0) == [
+        ("data", 600), ("address", 10), ("layer", 1), ("kind", 1)]
+    # 16 inputs, 8 hidden in 3 groups of 3 lanes: 48 column words; thresholds need 4 bits.
+    assert packing.weight_stream_fields([16, 8, 5, 3], 3) == [
+        ("data", 8), ("address", 6), ("layer", 2), ("kind", 1)]
+
+
+def test_loader_decodes_words():
+    sizes = [6, 4, 3, 2]
+    loader = WeightLoader(sizes, lanes=2)
+    fields = loader.fields
+    words = [packing.pack_fields(fields, data=5, address=3, layer=1, kind=0),
+             packing.pack_fields(fields, data=2, address=1, layer=2, kind=1)]
+    seen = []
+
+    async def bench(ctx):
+        for word in words + [None, None]:
+            if word is not None:
+                ctx.set(loader.i_words.payload.as_value(), word)
+            ctx.set(loader.i_words.valid, word is not None)
+            await ctx.tick()
+            for k in range(3):
+                port = getattr(loader, f"o_writes{k}")
+                if ctx.get(port.valid):
+                    seen.append((k, ctx.get(port.payload.data), ctx.get(port.payload.address),
+                                 ctx.get(port.payload.kind)))
+
+    simulator = Simulator(loader)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    assert seen == [(1, 5, 3, 0), (2, 2, 1, 1)]
+
+
+@pytest.mark.parametrize(("sizes", "lanes", "pixels_per_beat"), [
+    ((14, 7, 5, 3), 3, 4),
+    ((12, 6, 4), 0, 8),
+])
+def test_reload_between_images(sizes, lanes, pixels_per_beat):
+    seed = sum(sizes) + lanes
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    first, second = random_network(rng, sizes), random_network(rng, sizes)
+    images = random_images(rng, 10, sizes[0])
+    accelerator = Accelerator(first, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                              weight_storage="ram")
+    trace = {}
+    results, _ = run_accelerator(
+        accelerator, frames_of(images, pixels_per_beat), trace=trace,
+        weight_frames=[(3, packing.weight_stream_beats(second, lanes)),
+                       (7, packing.weight_stream_beats(first, lanes))])
+    (second_from, second_to), (first_from, first_to) = trace["weights"]
+    with_first, with_second = expected_results(first, images), expected_results(second, images)
+    for k, start in enumerate(trace["frame_start"]):
+        # A weight frame is taken only between images: no frame overlaps one.
+        assert not second_from <= start <= second_to and not first_from <= start <= first_to
+        uses_second = second_to < start < first_from
+        assert results[k] == (with_second if uses_second else with_first)[k], k
+    assert [k for k, start in enumerate(trace["frame_start"]) if second_to < start < first_from]
+
+
+def test_rom_results_unchanged_by_ram_option():
+    rng = np.random.default_rng(2)
+    network = random_network(rng, (10, 6, 3))
+    images = random_images(rng, 6, 10)
+    accelerator = Accelerator(network, pixels_per_beat=2, weight_storage="ram")
+    results, _ = run_accelerator(accelerator, frames_of(images, 2))
+    assert results == expected_results(network, images)
+    assert infer(network, images).predicted.shape == (6,)
