@@ -27,7 +27,8 @@ DEFAULT_WEIGHTS = "weights/mnist-784-600-10.npz"
 
 LATENCY_FORMULA = (
     "Per image k (n_k = pixels with value >= 1, G = lane groups, D = event_to_result): "
-    "the image starts at S_k = max(W_{k-1}, L_k + load_to_start, T_{k-C} + 1) where L_k is the "
+    "the image starts at S_k = max(W_{k-1} + finish_to_start, L_k + load_to_start, T_{k-C} + 1) "
+    "where L_k is the "
     "cycle its last beat is accepted, W the cycle the previous image finished and T_{k-C} the "
     "transfer "
     "of the result C = credits images earlier; its start token leaves the scheduler at S_k + 1 "
@@ -126,6 +127,7 @@ def _describe(network, accelerator, top, debug_events):
             "credits": RESULT_CREDITS,
             "event_to_result": accelerator.event_to_result,
             "load_to_start": EventScheduler.load_to_start,
+            "finish_to_start": EventScheduler.finish_to_start,
             "finish_to_load": EventScheduler.finish_to_load,
             "result_to_transfer": accelerator.result_to_transfer,
         },

@@ -30,7 +30,7 @@ known once its link has been read, so the output token is registered: the token 
 appears on ``o_events`` one cycle later. The image is finished in the cycle after its last
 event (``S + 1 + n_events * groups``), or earlier when the output layer announces its decision
 through ``i_kill`` (the walker then drops the rest of the image). The next image starts in
-that same cycle when its bank is loaded and a result credit is free: at most ``credits``
+the following cycle when its bank is loaded and a result credit is free: at most ``credits``
 images are started and not yet taken from the result queue, so the result queue of that depth
 can never overflow and the compute pipeline never has to stall.
 """
@@ -144,6 +144,8 @@ class EventScheduler(wiring.Component):
     #: Cycles from a frame's last beat being accepted to the first cycle its image can start
     #: (the beat is stored one cycle later, then the step finder queues two steps).
     load_to_start = 4
+    #: Cycles from an image's finish to the first cycle the next image can start.
+    finish_to_start = 1
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
 
@@ -269,20 +271,20 @@ class EventScheduler(wiring.Component):
         kill = Signal()
         finish = Signal()
         start = Signal()
-        next_bank = Signal()
+        # An image starts only while the walker is idle, so that `start` depends on registers
+        # alone (the walker's own decisions make a long enough path); when idle, `bank` is
+        # already the next image's bank.
         m.d.comb += [
             kill.eq(active & self.i_kill.valid & (self.i_kill.payload == tag)),
             finish.eq(active & (kill | ~(repeat | follow | from_mask | from_r))),
-            next_bank.eq(bank ^ active),
-            start.eq((~active | finish) & primed.bit_select(next_bank, 1)
-                     & (in_flight < self._credits) & ~self.i_hold
-                     & self.i_may_start),
+            start.eq(~active & primed.bit_select(bank, 1) & (in_flight < self._credits)
+                     & ~self.i_hold & self.i_may_start),
         ]
         emit_new = Signal()
         emit_repeat = Signal()
         m.d.comb += [
-            emit_new.eq(active & ~finish & ~self.i_hold & (follow | from_mask | from_r)),
-            emit_repeat.eq(active & ~finish & ~self.i_hold & repeat),
+            emit_new.eq(active & ~kill & ~self.i_hold & (follow | from_mask | from_r)),
+            emit_repeat.eq(active & ~kill & ~self.i_hold & repeat),
         ]
 
         _, mask_first = first_set(m, mask, "mask_first")
@@ -323,7 +325,7 @@ class EventScheduler(wiring.Component):
                 m.d.sync += [step_heads[k].eq(head_read[k].data) for k in range(ppb)]
         with m.Elif(emit_repeat):
             m.d.sync += group.eq(group + 1)
-        with m.Elif(~(active & ~finish & self.i_hold)):
+        with m.Elif(~(active & ~kill & self.i_hold)):
             m.d.sync += have_node.eq(0)
 
         # Step finder, two stages. A queue of two steps per bank is filled, lowest step first,
@@ -336,7 +338,7 @@ class EventScheduler(wiring.Component):
         finder_bank = Signal()
         m.d.comb += [
             load_r.eq(start | (emit_new & from_r)),
-            finder_bank.eq(Mux(start, next_bank, bank)),
+            finder_bank.eq(bank),
         ]
         queued_any, queued_step, queued_mask, steps_next = [], [], [], []
         for b in range(2):
@@ -370,7 +372,7 @@ class EventScheduler(wiring.Component):
             queued_any.append(count != 0)
             queued_step.append(head_step)
             queued_mask.append(mask_b)
-        skip_bank = start & bank_error.bit_select(next_bank, 1)
+        skip_bank = start & bank_error.bit_select(bank, 1)
         found_step = Mux(finder_bank, queued_step[1], queued_step[0])
         for k in range(ppb):
             m.d.comb += [
@@ -393,8 +395,8 @@ class EventScheduler(wiring.Component):
             ]
         with m.Elif(finish):
             m.d.sync += active.eq(0)
-        with m.If(start | finish):
-            m.d.sync += bank.eq(next_bank)
+        with m.If(finish):
+            m.d.sync += bank.eq(~bank)
         m.d.sync += in_flight.eq(in_flight + start - self.i_result_taken)
 
         # --- bank state and bitmaps: one next-value per register -------------------------
@@ -427,7 +429,7 @@ class EventScheduler(wiring.Component):
         m.d.sync += [
             out_valid.eq(start | emit_new | emit_repeat),
             out_start.eq(start),
-            out_start_end.eq(start & (skip_bank | ~Mux(next_bank, queued_any[1],
+            out_start_end.eq(start & (skip_bank | ~Mux(bank, queued_any[1],
                                                         queued_any[0]))),
             out_error.eq(skip_bank),
         ]

@@ -10,9 +10,10 @@ rising edge accepts the first beat of the first image; beats are offered back to
 * **Loading.** Frame ``k`` goes into bank ``k % 2``. Its beats are accepted one per cycle from
   ``A_k = max(L_{k-1} + 1, W_{k-2} + finish_to_load)``, where ``L`` is the cycle of a frame's
   last beat and ``W_k`` the cycle image ``k`` finishes computing (which frees its bank).
-* **Start.** Image ``k`` starts at ``S_k = max(W_{k-1}, L_k + load_to_start, T_{k-C} + 1)``:
-  the previous image has finished, its own bank is loaded, and one of the ``C = credits``
-  result-queue slots is free (``T`` is a result's transfer cycle).
+* **Start.** Image ``k`` starts at
+  ``S_k = max(W_{k-1} + finish_to_start, L_k + load_to_start, T_{k-C} + 1)``: the previous
+  image has finished, its own bank is loaded (and its first steps found), and one of the
+  ``C = credits`` result-queue slots is free (``T`` is a result's transfer cycle).
 * **Events.** The scheduler emits one start token in cycle ``S_k``, then the image's ``n_k``
   input events (pixels of value >= 1) in time order, each for ``G`` lane-group cycles. The
   token chosen in cycle ``c`` leaves the scheduler in cycle ``c + 1``, and reaches the result
@@ -26,7 +27,7 @@ rising edge accepts the first beat of the first image; beats are offered back to
   early exit comes first: ``W_k = min(R_k, S_k + 1 + n_k·G)`` for an image that fires.
 * **Transfer.** ``T_k = R_k + result_to_transfer``.
 
-So, back to back, an image costs about ``max(beats, 1 + n*·G + D)`` cycles: loading overlaps
+So, back to back, an image costs about ``max(beats, 2 + n*·G + D)`` cycles: loading overlaps
 computing, and computing stops at the decision.
 """
 
@@ -51,6 +52,7 @@ class Schedule:
     credits: int
     event_to_result: int
     load_to_start: int
+    finish_to_start: int
     finish_to_load: int
     result_to_transfer: int
 
@@ -76,6 +78,7 @@ def schedule_of(network, *, lanes=0, pixels_per_beat=8):
         credits=RESULT_CREDITS,
         event_to_result=event_to_result(network),
         load_to_start=EventScheduler.load_to_start,
+        finish_to_start=EventScheduler.finish_to_start,
         finish_to_load=EventScheduler.finish_to_load,
         result_to_transfer=Accelerator.result_to_transfer,
     )
@@ -115,7 +118,7 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8):
         last = first + schedule.beats_per_image - 1
         start = last + schedule.load_to_start
         if k >= 1:
-            start = max(start, out["finish"][k - 1])
+            start = max(start, out["finish"][k - 1] + schedule.finish_to_start)
         if k >= schedule.credits:
             start = max(start, out["transfer"][k - schedule.credits] + 1)
         run_out = start + 1 + n_events[k] * g

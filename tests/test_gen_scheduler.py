@@ -137,8 +137,9 @@ def test_kill_drops_the_rest_and_starts_the_next():
     assert len(per_image[2]) - 1 == 2
     check_image(per_image[1], images[1], 1)
     check_image(per_image[3], images[3], 1)
-    # The next image starts in the cycle the kill arrives: its start token follows at once.
-    assert per_image[1][0]["cycle"] == per_image[0][-1]["cycle"] + 1
+    # The image finishes in the cycle the kill arrives, the next one starts in the cycle after.
+    assert per_image[1][0]["cycle"] == per_image[0][-1]["cycle"] + 1 + \
+        EventScheduler.finish_to_start
 
 
 def test_malformed_frames_give_empty_error_images():
