@@ -6,7 +6,6 @@ each result's transfer cycle with the cycle model (``bs4nn.sim.cycle_model.predi
 test ends by asserting that nothing is left over.
 """
 
-import csv
 import itertools
 import os
 import time
@@ -27,6 +26,7 @@ from bs4nn_tb import random_images as draw_images
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from bs4nn.model import packing
+from bs4nn.model.commands import write_predictions
 from bs4nn.model.inference import infer
 
 #: (idle, backpressure) pairs: steady flow, regular and random stalls, long bursts.
@@ -70,13 +70,8 @@ async def mnist_inference(dut):
         f"p50 {np.percentile(per_image, 50):.0f} p99 {np.percentile(per_image, 99):.0f}, "
         f"{n / wall:.3g} images/s simulated, {_timing_text(timing)}"))
     if env.predictions is not None:
-        env.predictions.parent.mkdir(parents=True, exist_ok=True)
-        with open(env.predictions, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["index", "label", "predicted", "decision_step", "fired"])
-            for k, result in enumerate(rtl):
-                writer.writerow([k, labels[k], result["predicted"], result["decision_step"],
-                                 result["fired"]])
+        write_predictions(env.predictions, labels[:n], rtl_predicted,
+                          [r["decision_step"] for r in rtl], [r["fired"] for r in rtl])
     tb.assert_nothing_left()
     assert timing is None or timing[0] == 0, f"{timing[0]} results off the cycle model"
 
