@@ -23,7 +23,8 @@ import scipy.sparse
 
 from .network import MAX_STEP, NO_SPIKE
 
-__all__ = ["encode", "EventGroups", "LayerResult", "layer_forward", "Inference", "infer",
+__all__ = ["encode", "EventGroups", "LayerResult", "layer_forward", "crossings", "Inference",
+           "infer",
            "decide", "reference_infer", "CHUNK"]
 
 #: Images evaluated together; bounds memory at about (CHUNK x 70 steps x n_out) integers.
@@ -73,15 +74,15 @@ class EventGroups:
     def potentials(self, weights):
         """Potential after each group: ``(n_groups, n_out)`` for weights ``(n_out, n_in)``.
 
-        int16 weights give exact int16 potentials (the running sum may wrap around, but wrapping
-        is modular, so the per-image difference is exact while ``|V| <= n_in < 2**15``); float
-        weights serve training.
+        One cumulative sum over the whole batch: each image's first increment has the previous
+        image's total subtracted, so every image starts again from zero. With int16 weights
+        the running sum may wrap around, but wrapping is modular, so every potential is exact
+        while ``|V| <= n_in < 2**15``; float weights (training) hold small integers exactly.
         """
-        increments = self.membership @ np.ascontiguousarray(weights.T)
-        running = np.cumsum(increments, axis=0, dtype=increments.dtype)
-        before_image = np.zeros((self.image_start.size, running.shape[1]), dtype=running.dtype)
-        before_image[1:] = running[self.image_start[1:] - 1]
-        return running - before_image[self.image_of_group]
+        increments = self.membership.astype(weights.dtype) @ np.ascontiguousarray(weights.T)
+        totals = np.add.reduceat(increments, self.image_start, axis=0, dtype=increments.dtype)
+        increments[self.image_start[1:]] -= totals[:-1]
+        return np.cumsum(increments, axis=0, dtype=increments.dtype)
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,23 @@ def layer_forward(spike_times, layer, is_output):
     """
     groups = EventGroups.build(spike_times, MAX_STEP if is_output else MAX_STEP - 1)
     potential = groups.potentials(layer.signs.astype(np.int16))
-    crossed = potential > layer.thresholds.astype(np.int16)
+    return crossings(groups, potential, layer.thresholds)
+
+
+def crossings(groups, potential, thresholds):
+    """First crossings of ``potential > thresholds`` per image and neuron.
+
+    ``potential`` is int16 ``(n_groups, n_out)`` after each of ``groups``; returns a
+    :class:`LayerResult`.
+    """
+    crossed = potential > np.asarray(thresholds).astype(np.int16)
     never = np.iinfo(np.int32).max
     first_group = np.minimum.reduceat(
         np.where(crossed, np.arange(potential.shape[0], dtype=np.int32)[:, None], never),
         groups.image_start, axis=0)
     has_crossed = first_group != never
     safe_group = np.where(has_crossed, first_group, 0)
-    neuron = np.arange(layer.n_out)
+    neuron = np.arange(potential.shape[1])
     crossing_step = np.where(has_crossed, groups.step[safe_group], NO_SPIKE).astype(np.int16)
     crossing_potential = np.where(has_crossed, potential[safe_group, neuron], 0)
     image_end = np.append(groups.image_start[1:], potential.shape[0]) - 1

@@ -46,12 +46,12 @@ import numpy as np
 
 from . import data
 from .errors import UserError
-from .inference import EventGroups, encode, infer
+from .inference import EventGroups, crossings, decide, encode, infer
 from .network import MAX_STEP, NO_SPIKE, Layer, Network, atomic_write
 
 __all__ = ["TrainConfig", "Parameters", "add_arguments", "run", "train", "forward",
            "backward", "init_parameters", "to_network", "evaluate", "shift_images",
-           "calibrate_output_thresholds", "predictions", "CHECKPOINT_NAME"]
+           "calibrate_output_thresholds", "CHECKPOINT_NAME"]
 
 DEFAULT_HIDDEN = {"mnist": [600], "fashion-mnist": [1000]}
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -243,38 +243,15 @@ class LayerState:
     potential: np.ndarray
 
 
-def _potentials(groups, signs):
-    """Exact potentials after each group, int16 ``(n_groups, n_out)`` for ±1 ``signs``.
-
-    One cumulative sum over the whole batch: each image's first increment has the previous
-    image's total subtracted, so every image starts again from zero. The running int16 sum
-    may wrap around, but every true potential lies within ±784, so the result is exact.
-    """
-    increments = groups.membership.astype(np.int16) @ np.ascontiguousarray(signs.T)
-    totals = np.add.reduceat(increments, groups.image_start, axis=0, dtype=np.int16)
-    increments[groups.image_start[1:]] -= totals[:-1]
-    return np.cumsum(increments, axis=0, dtype=np.int16)
-
-
 def _layer_forward(spike_times, weights, thresholds, last_step):
-    """Exact integer forward of one layer (same rule as :func:`.inference.layer_forward`)."""
+    """Exact integer forward of one layer (the rule of :func:`.inference.layer_forward`)."""
     n_in = weights.shape[1]
     signs = np.where(weights >= 0, 1, -1).astype(np.int16)
-    theta = np.clip(np.rint(thresholds), 0, n_in - 1).astype(np.int16)
     groups = EventGroups.build(spike_times, last_step)
-    potential = _potentials(groups, signs)
-    never = np.iinfo(np.int32).max
-    index = np.arange(potential.shape[0], dtype=np.int32)[:, None]
-    first_group = np.minimum.reduceat(np.where(potential > theta, index, never),
-                                      groups.image_start, axis=0)
-    has_crossed = first_group != never
-    safe_group = np.where(has_crossed, first_group, 0)
-    neuron = np.arange(potential.shape[1])
-    crossing_step = np.where(has_crossed, groups.step[safe_group], NO_SPIKE)
-    spikes = np.where(crossing_step < MAX_STEP, crossing_step + 1, NO_SPIKE).astype(np.int16)
-    crossing_potential = np.where(has_crossed, potential[safe_group, neuron], 0)
-    image_end = np.append(groups.image_start[1:], potential.shape[0]) - 1
-    return LayerState(groups, spikes, crossing_potential, potential[image_end], potential)
+    potential = groups.potentials(signs)
+    result = crossings(groups, potential, np.clip(np.rint(thresholds), 0, n_in - 1))
+    return LayerState(groups, result.spike_times, result.crossing_potential,
+                      result.final_potential, potential)
 
 
 def forward(parameters, pixels):
@@ -290,16 +267,6 @@ def forward(parameters, pixels):
         states.append(state)
         spike_times = state.spike_times
     return states
-
-
-def predictions(output):
-    """The decision rule of :func:`.inference.decide` on an output :class:`LayerState`."""
-    spikes = output.spike_times
-    first = spikes.min(axis=1)
-    fired = first < NO_SPIKE
-    tie_score = np.where(spikes == first[:, None], output.crossing_potential, -np.inf)
-    return np.where(fired, np.argmax(tie_score, axis=1), np.argmax(output.final_potential,
-                                                                   axis=1))
 
 
 def effective_times(output, potential_weight):
@@ -626,7 +593,7 @@ def train_epoch(parameters, config, images, labels, rng, epoch, progress=None):
         batch = order[b * config.batch_size:(b + 1) * config.batch_size]
         pixels = shift_images(images[batch], rng, config.shift)
         states = forward(parameters, pixels)
-        correct += int(np.sum(predictions(states[-1]) == labels[batch]))
+        correct += int(np.sum(decide(states[-1])[0] == labels[batch]))
         if config.loss == "snapshot":
             loss, weight_grads, threshold_grads = snapshot_gradients(
                 parameters, states, labels[batch], config.beta, config.surrogate)
