@@ -61,7 +61,7 @@ verilog: $(STAMP)
 	$(RUN) verilog $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) -o build
 
 sim: $(STAMP)
-	$(RUN) sim $(TEST) $(if $(N),--n $(N)) $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) \
+	@$(RUN) sim $(TEST) $(if $(N),--n $(N)) $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) \
 		--pixels-per-beat $(PIXELS_PER_BEAT) --simulator $(SIM) \
 		$(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(WAVES)),--waves) \
 		$(if $(PREDICTIONS),--predictions $(PREDICTIONS)) $(if $(NETWORKS),--networks $(NETWORKS)) \
