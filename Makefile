@@ -18,6 +18,8 @@ NETWORKS ?=
 QUICK ?= 0
 VERBOSE ?= 0
 DATASET ?= mnist
+# The recipe of the shipped MNIST network (see README, "Shipped networks").
+TRAIN_FLAGS ?= --epochs 20 --lr 0.003 --threshold-lr 0 --shift 1
 JOBS ?= auto
 
 .PHONY: all env test test-fast lint verilog sim train train-fashion data report bench clean help
@@ -68,7 +70,7 @@ sim: $(STAMP)
 		$(if $(filter 1,$(QUICK)),--quick-build) $(if $(filter 1,$(VERBOSE)),-v)
 
 train: $(STAMP)
-	$(RUN) train --dataset $(DATASET)
+	$(RUN) train --dataset $(DATASET) $(TRAIN_FLAGS)
 
 report: $(STAMP)
 	$(RUN) report
