@@ -1,14 +1,13 @@
 """The output layer and the decision: earliest spike, potential tie-break, no-fire fallback."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.network import MAX_STEP, NO_SPIKE, Layer
 from .layouts import result_layout, spike_vector_layout, weight_write_layout
-from .popcount import RowPopcount, popcount_latency
-from .vector_layer import delay_line
-from .weight_loader import writable_rows, writable_thresholds
+from .popcount import popcount_latency
+from .vector_layer import step_front_end
 
 __all__ = ["OutputLayer", "argmax"]
 
@@ -131,21 +130,8 @@ class OutputLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
-        popcount = m.submodules.popcount = RowPopcount(
-            layer.n_in, layer.bits if self._weight_fields is None else layer.n_out)
-        token = self.i_spikes.payload
-        m.d.comb += popcount.vector.eq(token.spikes)
-        weights = self.w_weights if self.writable else None
-        if weights is not None:
-            for j, row in enumerate(writable_rows(m, layer, weights)):
-                m.d.comb += popcount.rows[j].eq(row)
-        thresholds = writable_thresholds(m, layer, weights)
-
-        meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
-                                         "end": 1, "error": 1}))
-        m.d.comb += meta.eq(Cat(self.i_spikes.valid, token.step, token.start, token.end,
-                                token.error))
-        a_meta = delay_line(m, meta, popcount.latency, "a_meta")[-1]
+        popcount, thresholds, a_meta = step_front_end(
+            m, layer, self.i_spikes, self.w_weights if self.writable else None)
 
         # Accumulate the true potentials.
         shape = signed(layer.n_in.bit_length() + 1)

@@ -10,7 +10,7 @@ from .layouts import spike_vector_layout, weight_write_layout
 from .popcount import RowPopcount, popcount_latency
 from .weight_loader import writable_rows, writable_thresholds
 
-__all__ = ["VectorLayer", "delay_line"]
+__all__ = ["VectorLayer", "delay_line", "step_front_end"]
 
 
 def delay_line(m, value, cycles, name):
@@ -22,6 +22,27 @@ def delay_line(m, value, cycles, name):
         stages.append(reg)
         value = reg
     return stages
+
+
+def step_front_end(m, layer, i_spikes, weights):
+    """The input side of a step layer: the popcount of each step's spike vector against every
+    weight row (ROM rows, or rows written through ``weights`` when not ``None``), the
+    thresholds, and the step's token fields delayed to line up with the popcount's sums.
+
+    Returns ``(popcount, thresholds, delayed_meta)``.
+    """
+    popcount = m.submodules.popcount = RowPopcount(
+        layer.n_in, layer.bits if weights is None else layer.n_out)
+    token = i_spikes.payload
+    m.d.comb += popcount.vector.eq(token.spikes)
+    if weights is not None:
+        for j, row in enumerate(writable_rows(m, layer, weights)):
+            m.d.comb += popcount.rows[j].eq(row)
+    thresholds = writable_thresholds(m, layer, weights)
+    meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
+                                     "end": 1, "error": 1}))
+    m.d.comb += meta.eq(Cat(i_spikes.valid, token.step, token.start, token.end, token.error))
+    return popcount, thresholds, delay_line(m, meta, popcount.latency, "a_meta")[-1]
 
 
 class VectorLayer(wiring.Component):
@@ -86,21 +107,8 @@ class VectorLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
-        popcount = m.submodules.popcount = RowPopcount(
-            layer.n_in, layer.bits if self._weight_fields is None else layer.n_out)
-        token = self.i_spikes.payload
-        m.d.comb += popcount.vector.eq(token.spikes)
-        weights = self.w_weights if self.writable else None
-        if weights is not None:
-            for j, row in enumerate(writable_rows(m, layer, weights)):
-                m.d.comb += popcount.rows[j].eq(row)
-        thresholds = writable_thresholds(m, layer, weights)
-
-        meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
-                                         "end": 1, "error": 1}))
-        m.d.comb += meta.eq(Cat(self.i_spikes.valid, token.step, token.start, token.end,
-                                token.error))
-        a_meta = delay_line(m, meta, popcount.latency, "a_meta")[-1]
+        popcount, thresholds, a_meta = step_front_end(
+            m, layer, self.i_spikes, self.w_weights if self.writable else None)
 
         # Accumulate.
         shape = counter_shape(layer.n_in)
