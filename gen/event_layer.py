@@ -123,7 +123,11 @@ class EventLayer(wiring.Component):
         shape = counter_shape(layer.n_in)
         counters = []
         for j in range(layer.n_out):
-            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1))
+            # Every image's start token sets the counters, so they need no domain reset:
+            # without one, the start token maps to the flip-flops' own synchronous set/reset
+            # instead of a multiplexer per bit.
+            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1),
+                             reset_less=True)
             init = -(thresholds[j] + 1)
             counters.append(counter)
             weight = read.data[j % lanes]

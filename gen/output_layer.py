@@ -137,7 +137,8 @@ class OutputLayer(wiring.Component):
         shape = signed(layer.n_in.bit_length() + 1)
         potentials = []
         for j in range(layer.n_out):
-            potential = Signal(shape, name=f"potential{j}")
+            # Cleared by every start token: no domain reset needed (see EventLayer).
+            potential = Signal(shape, name=f"potential{j}", reset_less=True)
             potentials.append(potential)
             delta = popcount.sums[j] * 2 - popcount.total
             with m.If(a_meta.valid):

@@ -9,17 +9,21 @@ spike at step 255, where no hidden neuron can spike any more, so it is not store
 so image ``k + 1`` loads while image ``k`` computes. A bank holds, for each of the
 ``pixels_per_beat`` positions ``k`` of a beat, a linked list per time step: ``head_k[step]`` is
 the last beat whose pixel ``k`` spikes at ``step``, ``next_k[beat]`` links to the previous
-one (with a ``more`` bit ending the list), and the occupancy bitmaps ``occupied_k`` (256 bits)
-and ``steps`` (their OR) say which lists exist. A whole beat is inserted per cycle: each
+one (with a ``more`` bit ending the list), ``step_k[beat]`` is the step of the beat's pixel
+``k`` (255 when it is not stored), and the bitmap ``steps`` (256 bits) says which steps have a
+list. Heads are never cleared: a head is one of the image's iff it names an earlier beat of
+the image whose ``step_k`` is that step (a stale head fails the test, as the beat it names is
+either not loaded yet or spikes at another step). A whole beat is inserted per cycle: each
 position reads its head in the cycle the beat is accepted (a transparent read, so a head
-written in the same cycle is seen) and writes head, link and occupancy in the next cycle.
-Cost is one cycle per beat, whatever the pixels.
+written in the same cycle is seen) and writes head, link and step in the next cycle. Cost is
+one cycle per beat, whatever the pixels.
 
 *Reading.* The walker emits one event per cycle (per lane group, for ``groups`` > 1), in
 step order, with no bubbles inside an image:
 
 * a step finder keeps the next non-empty step ready in a register ``R`` (a tree search of
-  ``steps``, then the heads of that step read from every position's head memory);
+  ``steps``, then the heads of that step read from every position's head memory, which
+  positions have a list there coming from their heads' ``step_k``);
 * within a step, positions are taken in order (lowest first) and each position's list is
   followed through ``next_k`` one node per cycle (the link read is issued in the cycle the
   node is emitted, and decides the next node in the following cycle).
@@ -155,7 +159,7 @@ class EventScheduler(wiring.Component):
         ptr_width = max(1, (n_beats - 1).bit_length())
 
         # --- storage, two banks (the bank is the top address bit) ---------------------------
-        heads, links = [], []
+        heads, links, step_mems = [], [], []
         for k in range(ppb):
             heads.append(Memory(shape=ptr_width, depth=2 * N_STEPS, init=[]))
             # link word: bits [0, ptr_width) previous beat of the list, bit ptr_width "more"
@@ -163,10 +167,11 @@ class EventScheduler(wiring.Component):
             # small LUT RAMs keep that loop short.
             links.append(Memory(shape=ptr_width + 1, depth=2 << ptr_width, init=[],
                                 attrs={"ram_style": "distributed"}))
+            step_mems.append(Memory(shape=8, depth=2 << ptr_width, init=[],
+                                    attrs={"ram_style": "distributed"}))
             m.submodules[f"heads{k}"] = heads[k]
             m.submodules[f"links{k}"] = links[k]
-        occupied = [[Signal(N_STEPS, name=f"occupied{b}_{k}") for k in range(ppb)]
-                    for b in range(2)]
+            m.submodules[f"step_mem{k}"] = step_mems[k]
         steps = [Signal(N_STEPS, name=f"steps{b}") for b in range(2)]
         bank_full = Signal(2)   # loaded, not yet finished by the walker
         primed = Signal(2)      # loaded, and its first steps queued (the image may start)
@@ -184,6 +189,8 @@ class EventScheduler(wiring.Component):
         head_write = [heads[k].write_port() for k in range(ppb)]
         head_load = [heads[k].read_port(transparent_for=[head_write[k]]) for k in range(ppb)]
         link_write = [links[k].write_port() for k in range(ppb)]
+        step_write = [step_mems[k].write_port() for k in range(ppb)]
+        head_step = [step_mems[k].read_port(domain="comb") for k in range(ppb)]
 
         s1_valid = Signal()
         s1_bank = Signal()
@@ -216,11 +223,14 @@ class EventScheduler(wiring.Component):
 
         s1_onehot = [decode(m, s1_step[k], N_STEPS, f"s1_onehot{k}") for k in range(ppb)]
         for k in range(ppb):
-            # A frame's first beat sees its bank's bitmaps as empty: they are cleared as it
-            # is stored.
-            was_occupied = ~s1_start & (Mux(s1_bank, occupied[1][k], occupied[0][k])
-                                        & s1_onehot[k]).any()
+            # The head read is one of this image's (beats are numbered from 0 in a frame).
+            previous = head_load[k].data
+            m.d.comb += head_step[k].addr.eq(Cat(previous, s1_bank))
+            was_occupied = (previous < s1_beat) & (head_step[k].data == s1_step[k])
             m.d.comb += [
+                step_write[k].addr.eq(Cat(s1_beat, s1_bank)),
+                step_write[k].data.eq(Mux(s1_insert[k], s1_step[k], N_STEPS - 1)),
+                step_write[k].en.eq(s1_valid),
                 link_write[k].addr.eq(Cat(s1_beat, s1_bank)),
                 link_write[k].data.eq(Cat(head_load[k].data, was_occupied)),
                 link_write[k].en.eq(s1_valid & s1_insert[k]),
@@ -232,6 +242,7 @@ class EventScheduler(wiring.Component):
         # --- walker: step finder register R, then positions, then links --------------------
         link_read = [links[k].read_port() for k in range(ppb)]
         head_read = [heads[k].read_port() for k in range(ppb)]
+        walk_step = [step_mems[k].read_port(domain="comb") for k in range(ppb)]
 
         active = Signal()      # an image is being walked
         bank = Signal()        # its bank (when idle: the bank of the next image)
@@ -240,7 +251,12 @@ class EventScheduler(wiring.Component):
 
         r_valid = Signal()
         r_step = Signal(8)
-        r_mask = Signal(ppb)
+        r_mask = Signal(ppb)    # positions with a list at r_step: heads that are the image's
+        for k in range(ppb):
+            m.d.comb += [
+                walk_step[k].addr.eq(Cat(head_read[k].data, bank)),
+                r_mask[k].eq(walk_step[k].data == r_step),
+            ]
 
         step = Signal(8)                                   # step being walked
         mask = Signal(ppb)                                 # positions of it not yet started
@@ -340,7 +356,7 @@ class EventScheduler(wiring.Component):
             load_r.eq(start | (emit_new & from_r)),
             finder_bank.eq(bank),
         ]
-        queued_any, queued_step, queued_mask, steps_next = [], [], [], []
+        queued_any, queued_step, steps_next = [], [], []
         for b in range(2):
             write = Signal(2, name=f"queue_write{b}")
             read = Signal(2, name=f"queue_read{b}")
@@ -366,12 +382,8 @@ class EventScheduler(wiring.Component):
             steps_next.append(Mux(fill, without_lowest, steps[b]))
             head_step = Signal(8, name=f"queue_head{b}")
             m.d.comb += head_step.eq(Mux(read[0], entries[1], entries[0]))
-            step_bit = decode(m, head_step, N_STEPS, f"queue_bit{b}")
-            mask_b = Signal(ppb, name=f"queue_mask{b}")
-            m.d.comb += mask_b.eq(Cat(*[(occupied[b][k] & step_bit).any() for k in range(ppb)]))
             queued_any.append(count != 0)
             queued_step.append(head_step)
-            queued_mask.append(mask_b)
         skip_bank = start & bank_error.bit_select(bank, 1)
         found_step = Mux(finder_bank, queued_step[1], queued_step[0])
         for k in range(ppb):
@@ -383,7 +395,6 @@ class EventScheduler(wiring.Component):
             m.d.sync += [
                 r_valid.eq(Mux(finder_bank, queued_any[1], queued_any[0]) & ~skip_bank),
                 r_step.eq(found_step),
-                r_mask.eq(Mux(finder_bank, queued_mask[1], queued_mask[0])),
             ]
 
         with m.If(start):
@@ -400,19 +411,13 @@ class EventScheduler(wiring.Component):
         m.d.sync += in_flight.eq(in_flight + start - self.i_result_taken)
 
         # --- bank state and bitmaps: one next-value per register -------------------------
-        inserted = []
-        for k in range(ppb):
-            onehot = Signal(N_STEPS, name=f"inserted{k}")
-            m.d.comb += onehot.eq(Mux(s1_valid & s1_insert[k], s1_onehot[k], 0))
-            inserted.append(onehot)
         inserted_any = Signal(N_STEPS)
-        m.d.comb += inserted_any.eq(functools.reduce(operator.or_, inserted))
+        m.d.comb += inserted_any.eq(functools.reduce(operator.or_, [
+            Mux(s1_valid & s1_insert[k], s1_onehot[k], 0) for k in range(ppb)]))
         for b in range(2):
+            # A frame's first beat clears its bank's bitmap as it is stored.
             clear = s1_valid & s1_start & (s1_bank == b)
             here = s1_bank == b
-            for k in range(ppb):
-                m.d.sync += occupied[b][k].eq(Mux(clear, 0, occupied[b][k])
-                                              | Mux(here, inserted[k], 0))
             # The loader and the step finder never work on the same bank at once.
             steps_set = Mux(here, inserted_any, 0)
             m.d.sync += steps[b].eq(Mux(clear, 0, steps_next[b]) | steps_set)

@@ -114,7 +114,9 @@ class VectorLayer(wiring.Component):
         shape = counter_shape(layer.n_in)
         counters = []
         for j in range(layer.n_out):
-            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1))
+            # Set by every start token: no domain reset needed (see EventLayer).
+            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1),
+                             reset_less=True)
             init = -(thresholds[j] + 1)
             counters.append(counter)
             delta = popcount.sums[j] * 2 - popcount.total
