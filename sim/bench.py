@@ -83,10 +83,15 @@ def accuracy_figures():
 
 
 def training_seconds_per_epoch():
+    """One epoch of the shipped MNIST recipe: ``(epoch seconds, whole command seconds)``."""
     with tempfile.TemporaryDirectory() as scratch:
-        stdout, seconds = _bs4nn("train", "--dataset", "mnist", "--epochs", "1",
+        stdout, seconds = _bs4nn("train", "--dataset", "mnist", "--epochs", "1", "--lr", "0.003",
+                                 "--threshold-lr", "0", "--shift", "1", "--no-progress",
                                  "--run-dir", scratch, "--out", f"{scratch}/w.npz")
-    return seconds
+    match = re.search(r"epoch +1/1 .* ([0-9.]+) s train", stdout)
+    if not match:
+        raise UserError(f"no epoch time in the training log: {stdout.strip()[-200:]}")
+    return float(match.group(1)), seconds
 
 
 def rtl_check(sample, lanes, pixels_per_beat):
@@ -148,9 +153,10 @@ def run(args):
         figures[f"{dataset}_strict_accuracy"] = round(row["strict"], 4)
         figures[f"{dataset}_lenient_accuracy"] = round(row["lenient"], 4)
     if not args.skip_training:
-        # The whole command: data loading, one epoch, validation, calibration and test.
-        figures["seconds_for_a_one_epoch_mnist_training_run"] = round(
-            training_seconds_per_epoch(), 1)
+        epoch, whole = training_seconds_per_epoch()
+        figures["training_seconds_per_mnist_epoch"] = round(epoch, 1)
+        # The whole command: data loading, the epoch, validation, calibration and test.
+        figures["seconds_for_a_one_epoch_mnist_training_run"] = round(whole, 1)
     if args.rtl_sample:
         figures["rtl_check"] = rtl_check(args.rtl_sample, args.lanes, args.pixels_per_beat)
     lanes = args.lanes or network.layers[0].n_out

@@ -7,7 +7,10 @@ with the cycle model's cycles per image on the MNIST test set. Writes ``report.m
 ``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
 """
 
+import concurrent.futures
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,20 +25,25 @@ from . import implement
 
 COLUMNS = [
     ("lanes", "LANES"), ("pixels_per_beat", "pixels/beat"), ("lut4", "LUT4"),
-    ("ccu2c", "CCU2C"), ("ff", "FF"), ("dp16kd", "DP16KD"), ("weights_in", "weights in"),
-    ("fmax_mhz", "Fmax MHz"), ("cycles_per_image", "cycles/image"),
-    ("images_per_s", "images/s"), ("images_per_s_per_lut", "images/s/LUT"),
-    ("xc7_lut", "xc7 LUT"), ("xc7_ff", "xc7 FF"), ("xc7_bram36", "xc7 BRAM36"),
+    ("ccu2c", "CCU2C"), ("lutram", "DPR16X4"), ("comb", "placed LUTs"), ("ff", "FF"),
+    ("dp16kd", "DP16KD"), ("weights_in", "weights in"), ("fmax_mhz", "Fmax MHz"),
+    ("cycles_per_image", "cycles/image"), ("images_per_s", "images/s"),
+    ("images_per_s_per_lut", "images/s/LUT4"), ("xc7_lut", "xc7 LUT"), ("xc7_ff", "xc7 FF"),
+    ("xc7_bram36", "xc7 BRAM36"), ("images_per_s_per_xc7_lut", "images/s/xc7 LUT"),
 ]
 
 
 def add_arguments(parser):
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS)
-    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64, 150, 600])
-    parser.add_argument("--pixels-per-beat", type=int, nargs="+", default=[8])
+    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64, 150, 600],
+                        help="each at the first --pixels-per-beat")
+    parser.add_argument("--pixels-per-beat", type=int, nargs="+", default=[8, 4, 16],
+                        help="each at the last --lanes")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="configurations implemented at once (default: one per CPU)")
     parser.add_argument("--no-xilinx", action="store_true", help="skip synth_xilinx")
-    parser.add_argument("--frequency", type=float, default=200,
-                        help="nextpnr target frequency in MHz (default 200)")
+    parser.add_argument("--frequency", type=float, default=125,
+                        help="nextpnr target frequency in MHz (default 125)")
     parser.add_argument("-o", "--out-dir", default="build/report")
 
 
@@ -48,10 +56,20 @@ def cycles_per_image(network, lanes, pixels_per_beat, images):
 
 
 def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, frequency):
+    """The tools' figures for one configuration. They are kept in ``work_dir/row.json`` with
+    the design's hash and the tool settings, and reused while those are unchanged, so that an
+    interrupted report resumes where it stopped."""
     from bs4nn.gen.build import generate
 
     work_dir.mkdir(parents=True, exist_ok=True)
     design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    key = {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
+           "xilinx": xilinx, "frequency": frequency}
+    saved = work_dir / "row.json"
+    if saved.exists():
+        row = json.loads(saved.read_text())
+        if row.get("key") == key:
+            return row
     verilog = work_dir / "bs4nn.v"
     verilog.write_text(design.verilog)
     row = {"lanes": lanes or network.layers[0].n_out, "pixels_per_beat": pixels_per_beat}
@@ -61,9 +79,12 @@ def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, f
     if xilinx:
         row.update(implement.synth_xilinx(verilog, work_dir))
     row["tool_seconds"] = round(time.perf_counter() - start, 1)
-    rom_bits = sum(layer.n_in * layer.n_out for layer in network.layers[:1])
-    row["weights_in"] = ("block RAM" if row["dp16kd"] * implement.BLOCK_RAM_BITS["DP16KD"]
-                         >= rom_bits else "LUTs")
+    rom_bits = network.layers[0].n_in * network.layers[0].n_out
+    in_block_ram = row["weight_dp16kd"] * implement.BLOCK_RAM_BITS["DP16KD"] >= rom_bits
+    row["weights_in"] = f"{row['weight_dp16kd']} DP16KD" if in_block_ram else "LUTs"
+    row["key"] = key
+    with atomic_write(saved, "w") as f:
+        json.dump(row, f, indent=2)
     return row
 
 
@@ -109,14 +130,31 @@ def run(args):
     if network.n_inputs != images.shape[1]:
         raise UserError(f"{args.weights}: takes {network.n_inputs} inputs, MNIST has 784")
     out_dir = Path(args.out_dir)
-    configurations = [(lanes, ppb) for lanes in args.lanes for ppb in args.pixels_per_beat]
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    configurations = list(dict.fromkeys(
+        [(lanes, args.pixels_per_beat[0]) for lanes in args.lanes]
+        + [(args.lanes[-1], ppb) for ppb in args.pixels_per_beat]))
+    with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(configurations))) as pool:
+        futures = {pool.submit(implement_configuration, network, lanes, ppb,
+                               out_dir / f"lanes{lanes}_ppb{ppb}", not args.no_xilinx,
+                               args.frequency): (lanes, ppb) for lanes, ppb in configurations}
+        done = {}
+        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                           desc="report", unit="config"):
+            done[futures[future]] = future.result()
+            tqdm.write(f"LANES={futures[future][0]} pixels/beat={futures[future][1]}: "
+                       f"{done[futures[future]]['tool_seconds']} s of tools")
     rows = []
-    for lanes, ppb in tqdm(configurations, desc="report", unit="config"):
-        row = implement_configuration(network, lanes, ppb, out_dir / f"lanes{lanes}_ppb{ppb}",
-                                      not args.no_xilinx, args.frequency)
+    for lanes, ppb in configurations:
+        row = dict(done[lanes, ppb])
+        del row["key"]
         row["cycles_per_image"] = round(cycles_per_image(network, lanes, ppb, images), 1)
         row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
         row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)
+        if "xc7_lut" in row:
+            row["images_per_s_per_xc7_lut"] = round(row["images_per_s"] / max(row["xc7_lut"], 1),
+                                                    1)
         rows.append(row)
         tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
     plot_cycles_vs_lanes(network, images, out_dir / "cycles_vs_lanes.png",

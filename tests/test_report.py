@@ -1,0 +1,56 @@
+"""`make report`'s plumbing: the real Yosys and nextpnr on a small design, the table, resuming."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bs4nn.gen.simulation import random_network
+from bs4nn.sim import implement, report
+
+
+def test_weight_block_rams_are_counted_by_memory_name(tmp_path):
+    netlist = {"modules": {"bs4nn": {"cells": {
+        "core.event_layer.rom.0.0": {"type": "DP16KD"},
+        "core.event_layer.rom.1.0": {"type": "DP16KD"},
+        "core.scheduler.heads0.0.0": {"type": "DP16KD"},
+        "core.event_layer.rom_lut.0": {"type": "LUT4"},
+    }}}}
+    path = tmp_path / "ecp5.json"
+    path.write_text(json.dumps(netlist))
+    assert implement._block_rams_of(path, implement.WEIGHT_MEMORY) == 2
+
+
+def test_markdown_table_has_a_column_per_figure_present():
+    rows = [{"lanes": 16, "fmax_mhz": 52.5, "images_per_s": 123456.0}, {"lanes": 600}]
+    assert report.markdown_table(rows).splitlines() == [
+        "| LANES | Fmax MHz | images/s |",
+        "|---|---|---|",
+        "| 16 | 52.50 | 123,456 |",
+        "| 600 | – | – |",
+    ]
+
+
+@pytest.mark.xdist_group("tools")
+def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkeypatch):
+    seed = 5
+    print(f"seed {seed}")
+    network = random_network(np.random.default_rng(seed), (256, 64, 10))
+    row = report.implement_configuration(network, 0, 4, tmp_path, xilinx=True, frequency=125)
+    assert row["lanes"] == 64 and row["pixels_per_beat"] == 4
+    assert row["lut4"] > 100 and row["ff"] > 100 and row["comb"] >= row["lut4"]
+    assert 10 < row["fmax_mhz"] < 500
+    assert row["xc7_lut"] > 100
+    # The 256 x 64 weight ROM is in block RAM, and the table says so.
+    assert row["weight_dp16kd"] >= 1
+    assert row["weights_in"] == f"{row['weight_dp16kd']} DP16KD"
+
+    def no_tools(*args, **kwargs):
+        raise AssertionError("the tools ran again for an unchanged design")
+
+    monkeypatch.setattr(implement, "synth_ecp5", no_tools)
+    assert report.implement_configuration(network, 0, 4, tmp_path, xilinx=True,
+                                          frequency=125) == row
+    # A different target frequency is a different run.
+    with pytest.raises(AssertionError, match="ran again"):
+        report.implement_configuration(network, 0, 4, tmp_path, xilinx=True, frequency=100)
