@@ -18,11 +18,13 @@ NETWORKS ?=
 QUICK ?= 0
 VERBOSE ?= 0
 DATASET ?= mnist
-# The recipe of the shipped MNIST network (see README, "Shipped networks").
-TRAIN_FLAGS ?= --epochs 20 --lr 0.003 --threshold-lr 0 --shift 1
+# The recipes of the shipped networks (see README, "Shipped networks").
+TRAIN_FLAGS_mnist := --epochs 20 --lr 0.003 --threshold-lr 0 --shift 1
+TRAIN_FLAGS_fashion-mnist := --epochs 18 --lr 0.003 --threshold-lr 0 --shift 0
+TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(DATASET))
 JOBS ?= auto
 
-.PHONY: all env test test-fast lint verilog sim train train-fashion data report bench clean help
+.PHONY: all env test test-fast lint verilog sim train data report bench clean help
 
 all: help
 
@@ -31,7 +33,8 @@ help:
 	@echo "make sim TEST=mnist_inference run a cocotb testbench (N=, SEED=, WAVES=1, SIM=icarus,"
 	@echo "                              WEIGHTS=random, QUICK=1, VERBOSE=1, PREDICTIONS=FILE)"
 	@echo "make verilog                  generate build/bs4nn.v (WEIGHTS=, LANES=, PIXELS_PER_BEAT=)"
-	@echo "make train                    train the MNIST network (DATASET=fashion-mnist for the other)"
+	@echo "make train                    train the MNIST network with the shipped recipe"
+	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
 	@echo "make report / make bench      implementation figures / benchmarks"
 	@echo "make data                     fetch and verify the datasets"
 	@echo "make lint                     ruff"
