@@ -96,8 +96,12 @@ def markdown_table(rows, columns=COLUMNS):
         cells = []
         for key, _ in present:
             value = row.get(key, "–")
-            cells.append(f"{value:,.0f}" if isinstance(value, float) and value >= 100
-                         else f"{value:.2f}" if isinstance(value, float) else str(value))
+            if isinstance(value, int) and not isinstance(value, bool):
+                cells.append(f"{value:,}")
+            elif isinstance(value, float):
+                cells.append(f"{value:,.0f}" if value >= 100 else f"{value:.1f}")
+            else:
+                cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

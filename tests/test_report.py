@@ -22,12 +22,13 @@ def test_weight_block_rams_are_counted_by_memory_name(tmp_path):
 
 
 def test_markdown_table_has_a_column_per_figure_present():
-    rows = [{"lanes": 16, "fmax_mhz": 52.5, "images_per_s": 123456.0}, {"lanes": 600}]
+    rows = [{"lanes": 16, "fmax_mhz": 52.5, "images_per_s": 123456.0, "lut4": 17135,
+             "weights_in": "27 DP16KD"}, {"lanes": 600}]
     assert report.markdown_table(rows).splitlines() == [
-        "| LANES | Fmax MHz | images/s |",
-        "|---|---|---|",
-        "| 16 | 52.50 | 123,456 |",
-        "| 600 | – | – |",
+        "| LANES | LUT4 | weights in | Fmax MHz | images/s |",
+        "|---|---|---|---|---|",
+        "| 16 | 17,135 | 27 DP16KD | 52.5 | 123,456 |",
+        "| 600 | – | – | – | – |",
     ]
 
 
