@@ -21,9 +21,11 @@ one cycle per beat, whatever the pixels.
 *Reading.* The walker emits one event per cycle (per lane group, for ``groups`` > 1), in
 step order, with no bubbles inside an image:
 
-* a step finder keeps the next non-empty step ready in a register ``R`` (a tree search of
-  ``steps``, then the heads of that step read from every position's head memory, which
-  positions have a list there coming from their heads' ``step_k``);
+* a step finder keeps the next non-empty step ready in registers ``R``: a tree search of
+  ``steps`` queues the steps in order; ``P``, the step after ``R``, reads its heads from every
+  position's head memory; ``R`` takes ``P`` with those heads and the positions that have a
+  list there (whose heads' ``step_k`` is the step). Every stage is registered, so that no
+  memory read and no search lies on the walker's one-cycle loop;
 * within a step, positions are taken in order (lowest first) and each position's list is
   followed through ``next_k`` one node per cycle (the link read is issued in the cycle the
   node is emitted, and decides the next node in the following cycle).
@@ -249,13 +251,21 @@ class EventScheduler(wiring.Component):
         tag = Signal(range(self._credits), init=self._credits - 1)
         in_flight = Signal(range(self._credits + 1))
 
+        # R, the walker's next step, all registers: the step, its lists' heads and the
+        # positions with a list there. It is loaded from P, the step after it, whose heads
+        # were read when P was loaded; a head is the image's when its beat's step is P's.
         r_valid = Signal()
         r_step = Signal(8)
-        r_mask = Signal(ppb)    # positions with a list at r_step: heads that are the image's
+        r_heads = [Signal(ptr_width, name=f"r_head{k}") for k in range(ppb)]
+        r_mask = Signal(ppb)
+        p_ready = Signal()      # P holds the first step of `bank` (or that it has none)
+        p_valid = Signal()
+        p_step = Signal(8)
+        p_mask = Signal(ppb)
         for k in range(ppb):
             m.d.comb += [
                 walk_step[k].addr.eq(Cat(head_read[k].data, bank)),
-                r_mask[k].eq(walk_step[k].data == r_step),
+                p_mask[k].eq(walk_step[k].data == p_step),
             ]
 
         step = Signal(8)                                   # step being walked
@@ -293,7 +303,7 @@ class EventScheduler(wiring.Component):
         m.d.comb += [
             kill.eq(active & self.i_kill.valid & (self.i_kill.payload == tag)),
             finish.eq(active & (kill | ~(repeat | follow | from_mask | from_r))),
-            start.eq(~active & primed.bit_select(bank, 1) & (in_flight < self._credits)
+            start.eq(~active & primed.bit_select(bank, 1) & p_ready & (in_flight < self._credits)
                      & ~self.i_hold & self.i_may_start),
         ]
         emit_new = Signal()
@@ -320,7 +330,7 @@ class EventScheduler(wiring.Component):
             with m.Switch(r_first):
                 for k in range(ppb):
                     with m.Case(k):
-                        m.d.comb += new_beat.eq(head_read[k].data)
+                        m.d.comb += new_beat.eq(r_heads[k])
         for k in range(ppb):
             m.d.comb += [
                 link_read[k].addr.eq(Cat(new_beat, bank)),
@@ -338,25 +348,27 @@ class EventScheduler(wiring.Component):
                 m.d.sync += mask.eq(mask & ~(Const(1, ppb) << mask_first))
             with m.If(from_r):
                 m.d.sync += [step.eq(r_step), mask.eq(r_mask & ~(Const(1, ppb) << r_first))]
-                m.d.sync += [step_heads[k].eq(head_read[k].data) for k in range(ppb)]
+                m.d.sync += [step_heads[k].eq(r_heads[k]) for k in range(ppb)]
         with m.Elif(emit_repeat):
             m.d.sync += group.eq(group + 1)
         with m.Elif(~(active & ~kill & self.i_hold)):
             m.d.sync += have_node.eq(0)
 
-        # Step finder, two stages. A queue of two steps per bank is filled, lowest step first,
-        # from the bank's bitmap as soon as the bank is loaded (each step's bit is cleared as
-        # it is queued); the fill depends on registers only. R, the walker's next step, is
-        # loaded from the queue of the bank being walked (or about to be): the step, which
-        # positions have a list there, and those lists' heads. Two fills before an image may
-        # start, and one fill per cycle after, keep a step ready for every cycle.
+        # Step finder, three stages. A queue of two steps per bank is filled, lowest step
+        # first, from the bank's bitmap as soon as the bank is loaded (each step's bit is
+        # cleared as it is queued); the fill depends on registers only. P takes the queue's
+        # head and reads its heads; R takes P. P is loaded with R, and for the next image as
+        # soon as its bank's queue has a step (or its bitmap is empty): in the cycle the
+        # previous image finishes, or later while the walker is idle. One fill per cycle keeps
+        # a step ready for every cycle.
         load_r = Signal()
+        load_p = Signal()
         finder_bank = Signal()
         m.d.comb += [
             load_r.eq(start | (emit_new & from_r)),
-            finder_bank.eq(bank),
+            finder_bank.eq(bank ^ finish),
         ]
-        queued_any, queued_step, steps_next = [], [], []
+        queued_any, queued_step, steps_next, unqueued_any = [], [], [], []
         for b in range(2):
             write = Signal(2, name=f"queue_write{b}")
             read = Signal(2, name=f"queue_read{b}")
@@ -372,7 +384,7 @@ class EventScheduler(wiring.Component):
             for e in range(2):
                 with m.If(fill & (write[0] == e)):
                     m.d.sync += entries[e].eq(lowest_step)
-            with m.If(load_r & (finder_bank == b) & (count != 0)):
+            with m.If(load_p & (finder_bank == b) & (count != 0)):
                 m.d.sync += read.eq(read + 1)
             with m.If(bank_full[b] & (priming != 2)):
                 m.d.sync += priming.eq(priming + 1)
@@ -384,18 +396,36 @@ class EventScheduler(wiring.Component):
             m.d.comb += head_step.eq(Mux(read[0], entries[1], entries[0]))
             queued_any.append(count != 0)
             queued_step.append(head_step)
+            unqueued_any.append(lowest_any)
+        next_ready = Signal()
+        m.d.comb += [
+            next_ready.eq(bank_full.bit_select(finder_bank, 1)
+                          & Mux(finder_bank, queued_any[1] | ~unqueued_any[1],
+                                queued_any[0] | ~unqueued_any[0])),
+            load_p.eq(load_r | (next_ready & (finish | (~active & ~p_ready)))),
+        ]
         skip_bank = start & bank_error.bit_select(bank, 1)
         found_step = Mux(finder_bank, queued_step[1], queued_step[0])
         for k in range(ppb):
             m.d.comb += [
                 head_read[k].addr.eq(Cat(found_step, finder_bank)),
-                head_read[k].en.eq(load_r),
+                head_read[k].en.eq(load_p),
             ]
+        with m.If(load_p):
+            m.d.sync += [
+                p_ready.eq(1),
+                p_valid.eq(Mux(finder_bank, queued_any[1], queued_any[0])),
+                p_step.eq(found_step),
+            ]
+        with m.Elif(finish):
+            m.d.sync += p_ready.eq(0)
         with m.If(load_r):
             m.d.sync += [
-                r_valid.eq(Mux(finder_bank, queued_any[1], queued_any[0]) & ~skip_bank),
-                r_step.eq(found_step),
+                r_valid.eq(p_valid & ~skip_bank),
+                r_step.eq(p_step),
+                r_mask.eq(p_mask),
             ]
+            m.d.sync += [r_heads[k].eq(head_read[k].data) for k in range(ppb)]
 
         with m.If(start):
             m.d.sync += [
@@ -434,8 +464,7 @@ class EventScheduler(wiring.Component):
         m.d.sync += [
             out_valid.eq(start | emit_new | emit_repeat),
             out_start.eq(start),
-            out_start_end.eq(start & (skip_bank | ~Mux(bank, queued_any[1],
-                                                        queued_any[0]))),
+            out_start_end.eq(start & (skip_bank | ~p_valid)),
             out_error.eq(skip_bank),
         ]
         with m.If(emit_new & from_r):
