@@ -134,6 +134,17 @@ def run(args):
     if network.n_inputs != images.shape[1]:
         raise UserError(f"{args.weights}: takes {network.n_inputs} inputs, MNIST has 784")
     out_dir = Path(args.out_dir)
+    # Checked before any tool starts (a worker's error would wait for the others to finish).
+    from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+
+    n_hidden = network.layers[0].n_out
+    for lanes in args.lanes:
+        if not 1 <= lanes <= n_hidden:
+            raise UserError(f"--lanes: each must be between 1 and {n_hidden}, got {lanes}")
+    for ppb in args.pixels_per_beat:
+        if ppb not in PIXELS_PER_BEAT_CHOICES:
+            raise UserError(f"--pixels-per-beat: each must be one of "
+                            f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {ppb}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     configurations = list(dict.fromkeys(

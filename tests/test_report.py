@@ -55,3 +55,18 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     # A different target frequency is a different run.
     with pytest.raises(AssertionError, match="ran again"):
         report.implement_configuration(network, 0, 4, tmp_path, xilinx=True, frequency=100)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--lanes", "700"], "--lanes: each must be between 1 and 600, got 700"),
+    (["--pixels-per-beat", "3"], "--pixels-per-beat: each must be one of 1, 2, 4, 8, 16, got 3"),
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+])
+def test_bad_configurations_are_refused_before_any_tool_runs(tmp_path, capsys, arguments,
+                                                              message):
+    from bs4nn.cli import main
+
+    out = tmp_path / "report"
+    assert main(["report", *arguments, "--out-dir", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == f"bs4nn report: error: {message}"
+    assert not out.exists()
