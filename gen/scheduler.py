@@ -15,8 +15,9 @@ list. Heads are never cleared: a head is one of the image's iff it names an earl
 the image whose ``step_k`` is that step (a stale head fails the test, as the beat it names is
 either not loaded yet or spikes at another step). A whole beat is inserted per cycle: each
 position reads its head in the cycle the beat is accepted (a transparent read, so a head
-written in the same cycle is seen) and writes head, link and step in the next cycle. Cost is
-one cycle per beat, whatever the pixels.
+written in the same cycle is seen) and writes head and step in the next cycle, and the link
+(whose ``more`` bit checks the head read) in the cycle after. Cost is one cycle per beat,
+whatever the pixels.
 
 *Reading.* The walker emits one event per cycle (per lane group, for ``groups`` > 1), in
 step order, with no bubbles inside an image:
@@ -179,7 +180,7 @@ class EventScheduler(wiring.Component):
         primed = Signal(2)      # loaded, and its first steps queued (the image may start)
         bank_error = Signal(2)  # the frame in the bank was malformed
 
-        # --- loader: stage 0 (beat accepted) reads heads, stage 1 writes --------------------
+        # --- loader: stage 0 (beat accepted) reads heads, stages 1 and 2 write ----------
         beats = self.i_beats
         load_bank = Signal()
         frame_open = Signal()   # a frame has begun and its last beat has not come yet
@@ -223,19 +224,32 @@ class EventScheduler(wiring.Component):
         with m.Elif(accept):
             m.d.sync += frame_open.eq(1)
 
+        # Stage 2 writes the link: whether the head read in stage 0 is one of this image's
+        # is decided one cycle after the read, off the block RAM's output.
+        s2_bank = Signal()
+        s2_beat = Signal(ptr_width)
+        s2_insert = Signal(ppb)
+        s2_step = [Signal(8, name=f"s2_step{k}") for k in range(ppb)]
+        s2_previous = [Signal(ptr_width, name=f"s2_previous{k}") for k in range(ppb)]
+        m.d.sync += [
+            s2_bank.eq(s1_bank),
+            s2_beat.eq(s1_beat),
+            s2_insert.eq(Mux(s1_valid, s1_insert, 0)),
+        ]
         s1_onehot = [decode(m, s1_step[k], N_STEPS, f"s1_onehot{k}") for k in range(ppb)]
         for k in range(ppb):
+            m.d.sync += [s2_step[k].eq(s1_step[k]), s2_previous[k].eq(head_load[k].data)]
             # The head read is one of this image's (beats are numbered from 0 in a frame).
-            previous = head_load[k].data
-            m.d.comb += head_step[k].addr.eq(Cat(previous, s1_bank))
-            was_occupied = (previous < s1_beat) & (head_step[k].data == s1_step[k])
+            previous = s2_previous[k]
+            m.d.comb += head_step[k].addr.eq(Cat(previous, s2_bank))
+            was_occupied = (previous < s2_beat) & (head_step[k].data == s2_step[k])
             m.d.comb += [
                 step_write[k].addr.eq(Cat(s1_beat, s1_bank)),
                 step_write[k].data.eq(Mux(s1_insert[k], s1_step[k], N_STEPS - 1)),
                 step_write[k].en.eq(s1_valid),
-                link_write[k].addr.eq(Cat(s1_beat, s1_bank)),
-                link_write[k].data.eq(Cat(head_load[k].data, was_occupied)),
-                link_write[k].en.eq(s1_valid & s1_insert[k]),
+                link_write[k].addr.eq(Cat(s2_beat, s2_bank)),
+                link_write[k].data.eq(Cat(previous, was_occupied)),
+                link_write[k].en.eq(s2_insert[k]),
                 head_write[k].addr.eq(Cat(s1_step[k], s1_bank)),
                 head_write[k].data.eq(s1_beat),
                 head_write[k].en.eq(s1_valid & s1_insert[k]),
