@@ -35,11 +35,11 @@ neurons to fire: decisions drift ever earlier and accuracy falls) and ``--window
 for inputs spiking just after the neuron).
 """
 
+import dataclasses
 import json
 import os
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ from .inference import EventGroups, crossings, decide, encode, infer
 from .network import MAX_STEP, NO_SPIKE, Layer, Network, atomic_write
 
 __all__ = ["TrainConfig", "Parameters", "add_arguments", "run", "train", "forward",
-           "backward", "init_parameters", "to_network", "evaluate", "shift_images",
+           "backward", "init_parameters", "to_network", "evaluate", "shift_images", "flip_images",
            "calibrate_output_thresholds", "CHECKPOINT_NAME"]
 
 DEFAULT_HIDDEN = {"mnist": [600], "fashion-mnist": [1000]}
@@ -60,7 +60,7 @@ N_CLASSES = 10
 IMAGE_SIDE = 28
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run's result (recorded in the weights file)."""
 
@@ -80,6 +80,8 @@ class TrainConfig:
     init_scale: float = 0.1
     firing_fraction: float = 0.1
     shift: int = 0
+    flip: bool = False
+    dropout: float = 0.0
     seed: int = 0
     train_subset: int = 0
     validation_subset: int = 0
@@ -108,6 +110,10 @@ class TrainConfig:
                  "--init-scale", repr(self.init_scale),
                  "--firing-fraction", repr(self.firing_fraction), "--shift", str(self.shift),
                  "--seed", str(self.seed)]
+        if self.flip:
+            words += ["--flip"]
+        if self.dropout:
+            words += ["--dropout", repr(self.dropout)]
         if self.train_subset:
             words += ["--train-subset", str(self.train_subset)]
         if self.validation_subset:
@@ -130,7 +136,8 @@ class TrainConfig:
                     f"lr={self.threshold_lr}; Adam lr={self.lr} on latent weights "
                     f"(init U(-{self.init_scale},{self.init_scale}), clipped to [-1,1], "
                     f"straight-through sign), cosine decay, batch {self.batch_size}, random "
-                    f"shifts of ±{self.shift} px; best validation epoch, then output thresholds "
+                    f"shifts of ±{self.shift} px{self._regularization()}; best validation "
+                    f"epoch, then output thresholds "
                     f"calibrated on {self.calibrate} training images (kept if validation "
                     f"does not drop)")
         return (f"BS4NN temporal backprop, exact integer forward; loss: cross-entropy of "
@@ -145,14 +152,20 @@ class TrainConfig:
                 f"clipped to [-1,1], straight-through sign), threshold lr={self.threshold_lr} "
                 f"(per-neuron, rounded, init so each neuron fires on "
                 f"{self.firing_fraction:.0%} of images), cosine decay, batch "
-                f"{self.batch_size}, random shifts of ±{self.shift} px; best validation "
+                f"{self.batch_size}, random shifts of ±{self.shift} px"
+                f"{self._regularization()}; best validation "
                 f"epoch, then output thresholds calibrated on {self.calibrate} training "
                 f"images (kept if validation does not drop)")
+
+    def _regularization(self):
+        return ((", random horizontal flips" if self.flip else "")
+                + (f", hidden spikes dropped with probability {self.dropout} in training"
+                   if self.dropout else ""))
 
 
 # ----------------------------------------------------------------------------- parameters
 
-@dataclass
+@dataclasses.dataclass
 class Parameters:
     """Latent real parameters of every layer plus their Adam moments.
 
@@ -227,13 +240,14 @@ def to_network(parameters, metadata=None):
 
 # ----------------------------------------------------------------------------- forward
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class LayerState:
     """One layer's forward pass over a batch, kept for the backward pass.
 
     ``groups``: the :class:`EventGroups` of its inputs; ``spike_times`` int16 ``(n, n_out)``;
     ``crossing_potential``/``final_potential`` int ``(n, n_out)``; ``potential`` int16
-    ``(n_groups, n_out)``, the potential after each group.
+    ``(n_groups, n_out)``, the potential after each group; ``kept`` bool ``(n, n_out)``, the
+    spikes passed on to the next layer (``None``: all of them).
     """
 
     groups: EventGroups
@@ -241,6 +255,7 @@ class LayerState:
     crossing_potential: np.ndarray
     final_potential: np.ndarray
     potential: np.ndarray
+    kept: np.ndarray | None = None
 
 
 def _layer_forward(spike_times, weights, thresholds, last_step):
@@ -254,8 +269,12 @@ def _layer_forward(spike_times, weights, thresholds, last_step):
                       result.final_potential, potential)
 
 
-def forward(parameters, pixels):
-    """Exact forward pass of uint8 ``(n, 784)`` pixels; a list of :class:`LayerState`."""
+def forward(parameters, pixels, dropout=0.0, rng=None):
+    """Exact forward pass of uint8 ``(n, 784)`` pixels; a list of :class:`LayerState`.
+
+    ``dropout`` > 0 (training only) drops each hidden spike with that probability before
+    the next layer sees it, drawn from ``rng``.
+    """
     spike_times = encode(pixels)
     states = []
     n_layers = len(parameters.weights)
@@ -264,8 +283,12 @@ def forward(parameters, pixels):
         last_step = MAX_STEP if k == n_layers - 1 else MAX_STEP - 1
         state = _layer_forward(spike_times, parameters.weights[k], parameters.thresholds[k],
                                last_step)
-        states.append(state)
         spike_times = state.spike_times
+        if dropout > 0 and k < n_layers - 1:
+            kept = rng.random(spike_times.shape) >= dropout
+            state = dataclasses.replace(state, kept=kept)
+            spike_times = np.where(kept, spike_times, NO_SPIKE).astype(spike_times.dtype)
+        states.append(state)
     return states
 
 
@@ -462,6 +485,8 @@ def snapshot_gradients(parameters, states, labels, beta, surrogate):
         if k == 0:
             break
         delta = delta @ parameters.signs(k)
+        if states[k - 1].kept is not None:
+            delta *= states[k - 1].kept  # a dropped spike reached no neuron
         seen_at = seen_at - 1
     return loss, weight_grads, threshold_grads
 
@@ -485,6 +510,14 @@ def adam_update(parameters, weight_grads, threshold_grads, lr, threshold_lr,
         np.clip(parameters.weights[k], -1, 1, out=parameters.weights[k])
         n_in = parameters.weights[k].shape[1]
         np.clip(parameters.thresholds[k], 0, n_in - 1, out=parameters.thresholds[k])
+
+
+def flip_images(images, rng):
+    """Mirror a random half of the 28 x 28 ``images`` left to right."""
+    flipped = rng.random(images.shape[0]) < 0.5
+    out = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE).copy()
+    out[flipped] = out[flipped, :, ::-1]
+    return out.reshape(images.shape)
 
 
 def shift_images(images, rng, max_shift):
@@ -592,7 +625,9 @@ def train_epoch(parameters, config, images, labels, rng, epoch, progress=None):
     for b in range(n_batches):
         batch = order[b * config.batch_size:(b + 1) * config.batch_size]
         pixels = shift_images(images[batch], rng, config.shift)
-        states = forward(parameters, pixels)
+        if config.flip:
+            pixels = flip_images(pixels, rng)
+        states = forward(parameters, pixels, config.dropout, rng)
         correct += int(np.sum(decide(states[-1])[0] == labels[batch]))
         if config.loss == "snapshot":
             loss, weight_grads, threshold_grads = snapshot_gradients(
@@ -643,10 +678,12 @@ def _load_checkpoint(path, config):
     saved = json.loads(str(arrays["config"]))
     # Through JSON, as saved: tuples become lists.
     current = json.loads(json.dumps(config.__dict__))
+    # Options added since the checkpoint was written take their defaults.
+    defaults = json.loads(json.dumps(TrainConfig().__dict__))
     # The number of epochs may grow on resume; the others act after or beside training.
     differing = sorted(key for key in current
                        if key not in ("epochs", "eval_train", "calibrate")
-                       and saved.get(key) != current[key])
+                       and saved.get(key, defaults.get(key)) != current[key])
     if differing:
         raise UserError(f"{path}: checkpoint was trained with different options "
                         f"({', '.join(f'{k}={saved.get(k)}' for k in differing)})")
@@ -801,6 +838,11 @@ def add_arguments(parser):
                              "images")
     parser.add_argument("--shift", type=int, default=defaults.shift,
                         help="largest random shift of training images, in pixels")
+    parser.add_argument("--flip", action="store_true",
+                        help="mirror a random half of the training images left to right")
+    parser.add_argument("--dropout", type=float, default=defaults.dropout,
+                        help="drop each hidden spike with this probability in training "
+                             "(snapshot loss only)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--train-subset", type=int, default=0, metavar="N",
                         help="train on the first N training images only (smoke tests)")
@@ -860,6 +902,9 @@ def _config_from_args(args):
         (0 < args.firing_fraction < 1, f"--firing-fraction must lie in (0, 1), got "
                                        f"{args.firing_fraction}"),
         (0 <= args.shift <= 4, f"--shift must lie in 0..4, got {args.shift}"),
+        (0 <= args.dropout < 1, f"--dropout must lie in [0, 1), got {args.dropout}"),
+        (args.dropout == 0 or args.loss == "snapshot",
+         "--dropout needs --loss snapshot"),
         (0 <= args.train_subset <= data.N_TRAIN,
          f"--train-subset must lie in 0..{data.N_TRAIN}, got {args.train_subset}"),
         (0 <= args.validation_subset <= data.N_VALIDATION,
@@ -887,7 +932,8 @@ def _config_from_args(args):
                        recruit_strength=args.recruit_strength,
                        window=args.window, near_miss=args.near_miss,
                        init_scale=args.init_scale,
-                       firing_fraction=args.firing_fraction, shift=args.shift, seed=args.seed,
+                       firing_fraction=args.firing_fraction, shift=args.shift, flip=args.flip,
+                       dropout=args.dropout, seed=args.seed,
                        train_subset=args.train_subset,
                        validation_subset=args.validation_subset, calibrate=args.calibrate,
                        loss=args.loss, beta=args.beta, surrogate=args.surrogate,

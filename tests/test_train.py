@@ -1,6 +1,8 @@
 """The trainer: exact forward pass, smoke training, reproducibility, resume, bad arguments."""
 
 import argparse
+import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -59,6 +61,42 @@ def test_shift_images_moves_content():
     assert set(rows) == {13, 14, 15} and set(cols) == {13, 14, 15}
     assert np.all(shifted.sum(axis=1) == 200)
     assert train.shift_images(image, rng, 0) is image
+
+
+def test_flip_images_mirrors_about_half_of_them():
+    images = np.zeros((200, 784), np.uint8)
+    images[:, 5 * 28 + 3] = 100  # row 5, column 3
+    rng = np.random.default_rng(2)
+    print("seed 2")
+    flipped = train.flip_images(images, rng)
+    mirrored = flipped[:, 5 * 28 + 24] == 100
+    assert np.all(mirrored ^ (flipped[:, 5 * 28 + 3] == 100))
+    assert 70 < mirrored.sum() < 130
+    assert np.all(flipped.sum(axis=1) == 100)
+
+
+def test_dropped_hidden_spikes_reach_no_output_and_get_no_error():
+    images, labels = data.load("mnist", "validation")
+    images, labels = images[:100], labels[:100]
+    rng = np.random.default_rng(7)
+    print("seed 7")
+    parameters = train.init_parameters([784, 64, 10], images, rng)
+    states = train.forward(parameters, images, dropout=0.3, rng=rng)
+    hidden, output = states
+    assert 0.6 < hidden.kept.mean() < 0.8
+    # The output layer saw exactly the kept spikes.
+    seen = np.where(hidden.kept, hidden.spike_times, train.NO_SPIKE)
+    expected = train._layer_forward(seen, parameters.weights[1], parameters.thresholds[1],
+                                    train.MAX_STEP)
+    np.testing.assert_array_equal(output.spike_times, expected.spike_times)
+    # A neuron dropped on every image gets no gradient on its input weights.
+    kept = hidden.kept.copy()
+    kept[:, 0] = False
+    states = [dataclasses.replace(hidden, kept=kept), train._layer_forward(
+        np.where(kept, hidden.spike_times, train.NO_SPIKE), parameters.weights[1],
+        parameters.thresholds[1], train.MAX_STEP)]
+    _, weight_grads, _ = train.snapshot_gradients(parameters, states, labels, 0.25, 3.0)
+    assert not np.any(weight_grads[0][0]) and np.any(weight_grads[0][1:])
 
 
 def test_calibration_never_loses_on_its_images():
@@ -131,10 +169,12 @@ def test_resume_continues_exactly(tmp_path):
     (["--train-subset", "60000"], "--train-subset must lie in 0..50000"),
     (["--train-subset", "10", "--batch-size", "50"], "smaller than --batch-size"),
     (["--firing-fraction", "1"], "--firing-fraction must lie in"),
+    (["--dropout", "1"], "--dropout must lie in [0, 1)"),
+    (["--dropout", "0.1", "--loss", "spike-time"], "--dropout needs --loss snapshot"),
 ])
 def test_bad_arguments(tmp_path, argv, message):
     args = parse([*argv, "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.npz")])
-    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(UserError, match=re.escape(message)):
         train.run(args)
     assert not (tmp_path / "run").exists()
 
