@@ -25,19 +25,28 @@ from bs4nn.model.network import NO_SPIKE, Network, atomic_write
 SHIPPED = {"mnist": "weights/mnist-784-600-10.npz",
            "fashion-mnist": "weights/fashion-mnist-784-1000-10.npz"}
 
-#: Published figures, quoted as published (not measured here).
+#: Published figures, quoted as published (not measured here); ``None``: not published.
 ANCHORS = [
-    {"design": "BS4NN paper (MNIST, 784-600-10)", "accuracy": "97.0% (lenient)",
-     "figures": "software only"},
-    {"design": "BS4NN paper (Fashion-MNIST, 784-1000-10)", "accuracy": "87.3% (lenient)",
-     "figures": "software only"},
-    {"design": "FINN SFC-max (ZC706, 200 MHz)", "accuracy": "95.8%",
-     "figures": "12.3 M images/s, 0.31 µs, 91,131 LUTs (about 135 images/s per LUT)"},
-    {"design": "BNN-PYNQ LFC W1A1 (Pynq-Z1)", "accuracy": "98.4%",
-     "figures": "about 31,000 LUTs, 112 BRAM tiles"},
-    {"design": "Spiker+ (MNIST)", "accuracy": "93.85%",
-     "figures": "780 µs per image, 7,612 logic cells, 18 BRAM"},
+    {"design": "BS4NN paper, 784-600-10 (software)", "dataset": "MNIST",
+     "accuracy": "97.0% (lenient)", "images_per_s": None, "latency_us": None, "luts": None,
+     "block_ram": None, "images_per_s_per_lut": None},
+    {"design": "BS4NN paper, 784-1000-10 (software)", "dataset": "Fashion-MNIST",
+     "accuracy": "87.3% (lenient)", "images_per_s": None, "latency_us": None, "luts": None,
+     "block_ram": None, "images_per_s_per_lut": None},
+    {"design": "FINN SFC-max, ZC706, 200 MHz", "dataset": "MNIST", "accuracy": "95.8%",
+     "images_per_s": "12.3 M", "latency_us": "0.31", "luts": "91,131 LUT",
+     "block_ram": None, "images_per_s_per_lut": "about 135"},
+    {"design": "BNN-PYNQ LFC W1A1, Pynq-Z1", "dataset": "MNIST", "accuracy": "98.4%",
+     "images_per_s": None, "latency_us": None, "luts": "about 31,000 LUT",
+     "block_ram": "112 BRAM tiles", "images_per_s_per_lut": None},
+    {"design": "Spiker+", "dataset": "MNIST", "accuracy": "93.85%", "images_per_s": None,
+     "latency_us": "780", "luts": "7,612 logic cells", "block_ram": "18 BRAM",
+     "images_per_s_per_lut": None},
 ]
+COMPARISON_COLUMNS = [("design", "design"), ("source", "source"), ("dataset", "dataset"),
+                      ("accuracy", "accuracy"), ("images_per_s", "images/s"),
+                      ("latency_us", "latency µs"), ("luts", "LUTs"),
+                      ("block_ram", "block RAM"), ("images_per_s_per_lut", "images/s per LUT")]
 
 
 def add_arguments(parser):
@@ -127,13 +136,107 @@ def plot_accuracy_vs_step(result, labels, path):
     plt.close(figure)
 
 
+def implementation_row(report_path, lanes, pixels_per_beat):
+    """The row of ``make report``'s JSON for this configuration (``None`` when absent)."""
+    if not report_path.exists():
+        return None
+    try:
+        rows = json.loads(report_path.read_text())["rows"]
+    except (ValueError, KeyError) as error:
+        raise UserError(f"{report_path}: not a report of make report ({error})") from None
+    return next((r for r in rows if r["lanes"] == lanes
+                 and r["pixels_per_beat"] == pixels_per_beat), None)
+
+
+def comparison_rows(figures, accuracy, lanes, pixels_per_beat):
+    """The shipped networks as measured here, then the published anchors."""
+    def percent(row):
+        return f"{100 * row['strict']:.2f}% strict ({100 * row['lenient']:.2f}% lenient)"
+
+    hardware = "fmax_mhz" in figures
+    rows = [{
+        "design": f"bs4nn 784-600-10, ECP5-85F, LANES={lanes}, {pixels_per_beat} pixels/beat",
+        "source": "measured here", "dataset": "MNIST",
+        "accuracy": percent(accuracy["mnist"]),
+        "images_per_s": f"{figures['images_per_s']:,}" if hardware else None,
+        "latency_us": f"{figures['latency_us']:.2f}" if hardware else None,
+        "luts": (f"{figures['lut4']:,} LUT4; {figures['xc7_lut']:,} xc7 LUT"
+                 if hardware else None),
+        "block_ram": f"{figures['dp16kd']} DP16KD" if hardware else None,
+        "images_per_s_per_lut": (f"{figures['images_per_s_per_xc7_lut']} per xc7 LUT"
+                                 if hardware else None),
+    }]
+    if "fashion-mnist" in accuracy:
+        rows.append({"design": "bs4nn 784-1000-10 (golden model)", "source": "measured here",
+                     "dataset": "Fashion-MNIST",
+                     "accuracy": percent(accuracy["fashion-mnist"]),
+                     "images_per_s": None, "latency_us": None, "luts": None,
+                     "block_ram": None, "images_per_s_per_lut": None})
+    return rows + [anchor | {"source": "published"} for anchor in ANCHORS]
+
+
+FIGURE_NAMES = {
+    "model_images_per_s": "golden-model inference, MNIST test set (images/s)",
+    "cycles_per_image_mean": "RTL cycles per image, back to back: mean",
+    "cycles_per_image_p50": "RTL cycles per image: p50",
+    "cycles_per_image_p99": "RTL cycles per image: p99",
+    "latency_cycles_mean": "latency of one image alone (cycles, mean)",
+    "training_seconds_per_mnist_epoch": "training, one MNIST epoch (s)",
+    "seconds_for_a_one_epoch_mnist_training_run": "a whole one-epoch MNIST training run (s)",
+    "rtl_check": "RTL under Verilator",
+    "fmax_mhz": "Fmax after place and route (MHz)",
+    "lut4": "ECP5 LUT4 (Yosys)",
+    "xc7_lut": "Xilinx 7-series LUT (Yosys synth_xilinx)",
+    "dp16kd": "ECP5 DP16KD block RAMs",
+    "images_per_s": "throughput, Fmax / mean cycles (images/s)",
+    "latency_us": "latency (µs)",
+    "images_per_s_per_xc7_lut": "images/s per xc7 LUT",
+}
+
+
+def _cell(value):
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def markdown(figures, comparison, lanes, pixels_per_beat, report_path):
+    lines = [f"Measured by `bs4nn bench` on this machine (LANES={lanes}, {pixels_per_beat} "
+             f"pixels/beat), {time.strftime('%Y-%m-%d')}; published figures are quoted as "
+             f"published, not measured here.", "",
+             "| " + " | ".join(title for _, title in COMPARISON_COLUMNS) + " |",
+             "|" + "---|" * len(COMPARISON_COLUMNS)]
+    lines += ["| " + " | ".join(_cell(row[key]) for key, _ in COMPARISON_COLUMNS) + " |"
+              for row in comparison]
+    if "fmax_mhz" not in figures:
+        lines += ["", f"No hardware figures: `make report` has no row for this configuration "
+                      f"in {report_path}."]
+    lines += ["", "| figure | value |", "|---|---|"]
+    lines += [f"| {FIGURE_NAMES.get(key, key.replace('_', ' '))} | {_cell(value)} |"
+              for key, value in figures.items()]
+    return lines
+
+
 def run(args):
+    from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+
     from .cycle_model import predict
 
+    if args.pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
+        raise UserError(f"--pixels-per-beat must be one of "
+                        f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got "
+                        f"{args.pixels_per_beat}")
+    if args.rtl_sample < 0:
+        raise UserError(f"--rtl-sample must be non-negative, got {args.rtl_sample}")
     out_dir = Path(args.out_dir)
+    network = Network.load(SHIPPED["mnist"])
+    n_hidden = network.layers[0].n_out
+    if not 0 <= args.lanes <= n_hidden:
+        raise UserError(f"--lanes must lie in 0..{n_hidden} (0: all), got {args.lanes}")
     accuracy = accuracy_figures()
     mnist = accuracy["mnist"]
-    network = Network.load(SHIPPED["mnist"])
     images = data.load("mnist", "test")[0]
     result_cycles = predict(network, images, lanes=args.lanes,
                             pixels_per_beat=args.pixels_per_beat)
@@ -159,33 +262,25 @@ def run(args):
         figures["seconds_for_a_one_epoch_mnist_training_run"] = round(whole, 1)
     if args.rtl_sample:
         figures["rtl_check"] = rtl_check(args.rtl_sample, args.lanes, args.pixels_per_beat)
-    lanes = args.lanes or network.layers[0].n_out
-    report_path = Path(args.report)
-    if report_path.exists():
-        rows = json.loads(report_path.read_text())["rows"]
-        row = next((r for r in rows if r["lanes"] == lanes
-                    and r["pixels_per_beat"] == args.pixels_per_beat), None)
-        if row:
-            fmax = row["fmax_mhz"]
-            figures["fmax_mhz"] = fmax
-            figures["lut4"] = row["lut4"]
-            figures["images_per_s"] = round(fmax * 1e6 / figures["cycles_per_image_mean"])
-            figures["latency_us"] = round(figures["latency_cycles_mean"] / fmax, 3)
-            figures["images_per_s_per_lut"] = round(figures["images_per_s"] / row["lut4"], 1)
-    else:
-        figures["fmax_mhz"] = f"run make report first ({report_path} is missing)"
+    lanes = args.lanes or n_hidden
+    row = implementation_row(Path(args.report), lanes, args.pixels_per_beat)
+    if row:
+        fmax = row["fmax_mhz"]
+        figures.update({
+            "fmax_mhz": fmax, "lut4": row["lut4"], "xc7_lut": row["xc7_lut"],
+            "dp16kd": row["dp16kd"],
+            "images_per_s": round(fmax * 1e6 / figures["cycles_per_image_mean"]),
+            "latency_us": round(figures["latency_cycles_mean"] / fmax, 2),
+        })
+        figures["images_per_s_per_xc7_lut"] = round(figures["images_per_s"] / row["xc7_lut"], 1)
+    comparison = comparison_rows(figures, accuracy, lanes, args.pixels_per_beat)
     plot_accuracy_vs_step(mnist["result"], mnist["labels"],
                           out_dir / "accuracy_vs_decision_step.png")
-    lines = [f"Measured by `bs4nn bench` (LANES={lanes}, {args.pixels_per_beat} pixels/beat), "
-             f"{time.strftime('%Y-%m-%d')}.", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in figures.items()]
-    lines += ["", "Published anchors (quoted, not measured here):", "",
-              "| design | accuracy | figures |", "|---|---|---|"]
-    lines += [f"| {a['design']} | {a['accuracy']} | {a['figures']} |" for a in ANCHORS]
+    lines = markdown(figures, comparison, lanes, args.pixels_per_beat, Path(args.report))
     with atomic_write(out_dir / "bench.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with atomic_write(out_dir / "bench.json", "w") as f:
-        json.dump({"measured": figures, "anchors": ANCHORS}, f, indent=2)
+        json.dump({"measured": figures, "comparison": comparison}, f, indent=2)
     print("\n".join(lines))
     print(f"\nwrote {out_dir / 'bench.md'}, {out_dir / 'bench.json'}, "
           f"{out_dir / 'accuracy_vs_decision_step.png'}")
