@@ -14,9 +14,9 @@ one (with a ``more`` bit ending the list), ``step_k[beat]`` is the step of the b
 list. Heads are never cleared: a head is one of the image's iff it names an earlier beat of
 the image whose ``step_k`` is that step (a stale head fails the test, as the beat it names is
 either not loaded yet or spikes at another step). A whole beat is inserted per cycle: each
-position reads its head in the cycle the beat is accepted (a transparent read, so a head
-written in the same cycle is seen) and writes head and step in the next cycle, and the link
-(whose ``more`` bit checks the head read) in the cycle after. Cost is one cycle per beat,
+position reads its head in the cycle the beat is accepted (a head written in that same cycle
+is forwarded) and writes head and step in the next cycle, and the link (whose ``more`` bit
+checks the head read) in the cycle after. Cost is one cycle per beat,
 whatever the pixels.
 
 *Reading.* The walker emits one event per cycle (per lane group, for ``groups`` > 1), in
@@ -190,7 +190,9 @@ class EventScheduler(wiring.Component):
             accept.eq(beats.valid & beats.ready),
         ]
         head_write = [heads[k].write_port() for k in range(ppb)]
-        head_load = [heads[k].read_port(transparent_for=[head_write[k]]) for k in range(ppb)]
+        # Not transparent: a head written in the cycle it is read is forwarded (below), so
+        # that the block RAM's output goes straight into a register.
+        head_load = [heads[k].read_port() for k in range(ppb)]
         link_write = [links[k].write_port() for k in range(ppb)]
         step_write = [step_mems[k].write_port() for k in range(ppb)]
         head_step = [step_mems[k].read_port(domain="comb") for k in range(ppb)]
@@ -211,6 +213,9 @@ class EventScheduler(wiring.Component):
             s1_start.eq(beats.payload.start),
             s1_error.eq(beats.payload.error),
         ]
+        s1_forward = Signal(ppb)  # the head read is the one stage 1 wrote as it was read
+        s1_forward_beat = Signal(ptr_width)
+        m.d.sync += s1_forward_beat.eq(s1_beat)
         for k in range(ppb):
             pixel = beats.payload.pixels[k]
             in_image = beats.payload.beat * ppb + k < self._n_inputs
@@ -218,6 +223,8 @@ class EventScheduler(wiring.Component):
             m.d.sync += [
                 s1_insert[k].eq(accept & beats.payload.keep & (pixel != 0) & in_image),
                 s1_step[k].eq(~pixel),
+                s1_forward[k].eq(s1_valid & s1_insert[k] & (s1_bank == load_bank)
+                                 & (s1_step[k] == ~pixel)),
             ]
         with m.If(accept & beats.payload.end):
             m.d.sync += [load_bank.eq(~load_bank), frame_open.eq(0)]
@@ -238,7 +245,10 @@ class EventScheduler(wiring.Component):
         ]
         s1_onehot = [decode(m, s1_step[k], N_STEPS, f"s1_onehot{k}") for k in range(ppb)]
         for k in range(ppb):
-            m.d.sync += [s2_step[k].eq(s1_step[k]), s2_previous[k].eq(head_load[k].data)]
+            m.d.sync += [
+                s2_step[k].eq(s1_step[k]),
+                s2_previous[k].eq(Mux(s1_forward[k], s1_forward_beat, head_load[k].data)),
+            ]
             # The head read is one of this image's (beats are numbered from 0 in a frame).
             previous = s2_previous[k]
             m.d.comb += head_step[k].addr.eq(Cat(previous, s2_bank))
