@@ -86,6 +86,7 @@ class TrainConfig:
     train_subset: int = 0
     validation_subset: int = 0
     calibrate: int = 10000
+    calibrate_split: str = "train"
     eval_train: int = 2000
     loss: str = "snapshot"
     beta: float = 0.25
@@ -118,7 +119,10 @@ class TrainConfig:
             words += ["--train-subset", str(self.train_subset)]
         if self.validation_subset:
             words += ["--validation-subset", str(self.validation_subset)]
-        words += ["--calibrate", str(self.calibrate), "--loss", self.loss]
+        words += ["--calibrate", str(self.calibrate)]
+        if self.calibrate_split != "train":
+            words += ["--calibrate-split", self.calibrate_split]
+        words += ["--loss", self.loss]
         if self.loss == "snapshot":
             words += ["--beta", repr(self.beta), "--surrogate", repr(self.surrogate),
                       "--initial-thresholds", *map(repr, self.initial_thresholds)]
@@ -137,9 +141,7 @@ class TrainConfig:
                     f"(init U(-{self.init_scale},{self.init_scale}), clipped to [-1,1], "
                     f"straight-through sign), cosine decay, batch {self.batch_size}, random "
                     f"shifts of ±{self.shift} px{self._regularization()}; best validation "
-                    f"epoch, then output thresholds "
-                    f"calibrated on {self.calibrate} training images (kept if validation "
-                    f"does not drop)")
+                    f"epoch, then {self._calibration()}")
         return (f"BS4NN temporal backprop, exact integer forward; loss: cross-entropy of "
                 f"softmax(-s'/T), T={self.temperature}, s' = s - {self.potential_weight} V "
                 f"(V: potential at the crossing, the decision's tie-break), true class "
@@ -154,8 +156,14 @@ class TrainConfig:
                 f"{self.firing_fraction:.0%} of images), cosine decay, batch "
                 f"{self.batch_size}, random shifts of ±{self.shift} px"
                 f"{self._regularization()}; best validation "
-                f"epoch, then output thresholds calibrated on {self.calibrate} training "
-                f"images (kept if validation does not drop)")
+                f"epoch, then {self._calibration()}")
+
+    def _calibration(self):
+        if self.calibrate_split == "validation":
+            return ("output thresholds calibrated on the first half of the validation split "
+                    "(kept if the second half's accuracy does not drop)")
+        return (f"output thresholds calibrated on {self.calibrate} training images (kept if "
+                f"validation does not drop)")
 
     def _regularization(self):
         return ((", random horizontal flips" if self.flip else "")
@@ -682,7 +690,7 @@ def _load_checkpoint(path, config):
     defaults = json.loads(json.dumps(TrainConfig().__dict__))
     # The number of epochs may grow on resume; the others act after or beside training.
     differing = sorted(key for key in current
-                       if key not in ("epochs", "eval_train", "calibrate")
+                       if key not in ("epochs", "eval_train", "calibrate", "calibrate_split")
                        and saved.get(key, defaults.get(key)) != current[key])
     if differing:
         raise UserError(f"{path}: checkpoint was trained with different options "
@@ -852,6 +860,10 @@ def add_arguments(parser):
     parser.add_argument("--calibrate", type=int, default=TrainConfig.calibrate, metavar="N",
                         help="after training, tune the output thresholds on N training "
                              "images (0: off)")
+    parser.add_argument("--calibrate-split", choices=("train", "validation"), default="train",
+                        help="calibrate on N training images (kept if validation does not "
+                             "drop), or on the first half of the validation split (kept if "
+                             "the second half does not drop)")
     parser.add_argument("--stop-after", type=int, default=None, metavar="N",
                         help="stop this invocation after N epochs (continue with --resume)")
     parser.add_argument("--out", default=None,
@@ -936,29 +948,47 @@ def _config_from_args(args):
                        dropout=args.dropout, seed=args.seed,
                        train_subset=args.train_subset,
                        validation_subset=args.validation_subset, calibrate=args.calibrate,
+                       calibrate_split=args.calibrate_split,
                        loss=args.loss, beta=args.beta, surrogate=args.surrogate,
                        initial_thresholds=tuple(args.initial_thresholds))
 
 
-def _calibrate(network, config, validation, log):
-    """Calibrate the output thresholds on training images; keep the result only when the
-    validation accuracy does not drop. Returns ``(network, validation accuracy, record)``."""
-    images, labels = data.load(config.dataset, "train")
-    n = min(config.calibrate, config.train_subset or data.N_TRAIN)
-    calibrated, train_before, train_after = calibrate_output_thresholds(
-        network, images[:n], labels[:n])
-    val_images, val_labels = data.load(config.dataset, "validation")
+def _validation_split(config):
+    images, labels = data.load(config.dataset, "validation")
     if config.validation_subset:
-        val_images = val_images[:config.validation_subset]
-        val_labels = val_labels[:config.validation_subset]
+        return images[:config.validation_subset], labels[:config.validation_subset]
+    return images, labels
+
+
+def _calibrate(network, config, validation, log):
+    """Calibrate the output thresholds; keep the result only when the accuracy on images not
+    used to fit them does not drop. Returns ``(network, validation accuracy, record)``."""
+    val_images, val_labels = _validation_split(config)
+    if config.calibrate_split == "validation":
+        n = val_labels.size // 2
+        fit_images, fit_labels = val_images[:n], val_labels[:n]
+        check_images, check_labels = val_images[n:], val_labels[n:]
+        fit_name = f"the first {n} validation images"
+    else:
+        images, labels = data.load(config.dataset, "train")
+        n = min(config.calibrate, config.train_subset or data.N_TRAIN)
+        fit_images, fit_labels = images[:n], labels[:n]
+        check_images, check_labels = val_images, val_labels
+        fit_name = f"{n} training images"
+    calibrated, fit_before, fit_after = calibrate_output_thresholds(network, fit_images,
+                                                                    fit_labels)
+    check_before = evaluate(network, check_images, check_labels)["strict"]
+    check_after = evaluate(calibrated, check_images, check_labels)["strict"]
+    kept = check_after >= check_before
     calibrated_validation = evaluate(calibrated, val_images, val_labels)["strict"]
-    kept = calibrated_validation >= validation
-    log(f"output thresholds calibrated on {n} training images: train {train_before:.4f} -> "
-        f"{train_after:.4f}, validation {validation:.4f} -> {calibrated_validation:.4f} "
-        f"({'kept' if kept else 'discarded'}); thresholds "
-        f"{network.layers[-1].thresholds.tolist()} -> "
+    log(f"output thresholds calibrated on {fit_name}: {fit_before:.4f} -> {fit_after:.4f}; "
+        f"on the images held out for the check {check_before:.4f} -> {check_after:.4f} "
+        f"({'kept' if kept else 'discarded'}); validation {validation:.4f} -> "
+        f"{calibrated_validation:.4f}; thresholds {network.layers[-1].thresholds.tolist()} -> "
         f"{calibrated.layers[-1].thresholds.tolist()}")
-    record = {"train_images": n, "train_before": train_before, "train_after": train_after,
+    record = {"split": config.calibrate_split, "fit_images": n, "fit_before": fit_before,
+              "fit_after": fit_after, "check_images": int(check_labels.size),
+              "check_before": check_before, "check_after": check_after,
               "validation_before": validation, "validation_after": calibrated_validation,
               "kept": bool(kept)}
     if kept:

@@ -127,10 +127,29 @@ def test_smoke_training_beats_chance(tmp_path):
     exact = infer(network, images[:2000]).strict_accuracy(labels[:2000])
     assert exact == meta["validation_accuracy"]
     calibration = meta["output_threshold_calibration"]
-    assert calibration["train_after"] >= calibration["train_before"]
+    assert calibration["split"] == "train" and calibration["fit_images"] == 2000
+    assert calibration["fit_after"] >= calibration["fit_before"]
+    assert calibration["kept"] == (calibration["check_after"] >= calibration["check_before"])
     assert (tmp_path / "smoke" / "curves.png").stat().st_size > 0
     log = (tmp_path / "smoke" / "train.log").read_text()
     assert "epoch   2/2" in log and "test strict" in log
+
+
+def test_calibration_on_validation_halves_after_resume(tmp_path):
+    """A finished run is calibrated again on the validation split, without retraining."""
+    run_training(tmp_path, "run", "--epochs", "1", base=TINY)
+    out = run_training(tmp_path, "run", "--epochs", "1", "--resume", "--calibrate", "1",
+                       "--calibrate-split", "validation", base=TINY)
+    network = Network.load(out)
+    calibration = network.metadata["output_threshold_calibration"]
+    assert calibration["split"] == "validation"
+    assert calibration["fit_images"] == 250 and calibration["check_images"] == 250
+    assert calibration["fit_after"] >= calibration["fit_before"]
+    assert calibration["kept"] == (calibration["check_after"] >= calibration["check_before"])
+    images, labels = data.load("mnist", "validation")
+    exact = infer(network, images[:500]).strict_accuracy(labels[:500])
+    assert exact == network.metadata["validation_accuracy"]
+    assert "--calibrate-split validation" in network.metadata["command"]
 
 
 def test_same_seed_same_bits(tmp_path):
