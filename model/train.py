@@ -715,10 +715,7 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
     images, labels = data.load(config.dataset, "train")
     if config.train_subset:
         images, labels = images[:config.train_subset], labels[:config.train_subset]
-    val_images, val_labels = data.load(config.dataset, "validation")
-    if config.validation_subset:
-        val_images = val_images[:config.validation_subset]
-        val_labels = val_labels[:config.validation_subset]
+    val_images, val_labels = _validation_split(config)
     eval_rng = np.random.default_rng([config.seed, 1])
     eval_index = eval_rng.choice(images.shape[0], min(config.eval_train, images.shape[0]),
                                  replace=False)
@@ -966,21 +963,25 @@ def _calibrate(network, config, validation, log):
     val_images, val_labels = _validation_split(config)
     if config.calibrate_split == "validation":
         n = val_labels.size // 2
-        fit_images, fit_labels = val_images[:n], val_labels[:n]
+        calibrated, fit_before, fit_after = calibrate_output_thresholds(
+            network, val_images[:n], val_labels[:n])
         check_images, check_labels = val_images[n:], val_labels[n:]
+        check_before = evaluate(network, check_images, check_labels)["strict"]
+        check_after = evaluate(calibrated, check_images, check_labels)["strict"]
+        calibrated_validation = evaluate(calibrated, val_images, val_labels)["strict"]
         fit_name = f"the first {n} validation images"
     else:
         images, labels = data.load(config.dataset, "train")
         n = min(config.calibrate, config.train_subset or data.N_TRAIN)
-        fit_images, fit_labels = images[:n], labels[:n]
-        check_images, check_labels = val_images, val_labels
+        calibrated, fit_before, fit_after = calibrate_output_thresholds(
+            network, images[:n], labels[:n])
+        # The check is the whole validation split, whose accuracy before is `validation`.
+        check_labels = val_labels
+        check_before = validation
+        check_after = calibrated_validation = evaluate(calibrated, val_images,
+                                                       val_labels)["strict"]
         fit_name = f"{n} training images"
-    calibrated, fit_before, fit_after = calibrate_output_thresholds(network, fit_images,
-                                                                    fit_labels)
-    check_before = evaluate(network, check_images, check_labels)["strict"]
-    check_after = evaluate(calibrated, check_images, check_labels)["strict"]
     kept = check_after >= check_before
-    calibrated_validation = evaluate(calibrated, val_images, val_labels)["strict"]
     log(f"output thresholds calibrated on {fit_name}: {fit_before:.4f} -> {fit_after:.4f}; "
         f"on the images held out for the check {check_before:.4f} -> {check_after:.4f} "
         f"({'kept' if kept else 'discarded'}); validation {validation:.4f} -> "
