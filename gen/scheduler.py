@@ -16,8 +16,7 @@ the image whose ``step_k`` is that step (a stale head fails the test, as the bea
 either not loaded yet or spikes at another step). A whole beat is inserted per cycle: each
 position reads its head in the cycle the beat is accepted (a head written in that same cycle
 is forwarded) and writes head and step in the next cycle, and the link (whose ``more`` bit
-checks the head read) in the cycle after. Cost is one cycle per beat,
-whatever the pixels.
+checks the head read) in the cycle after. Cost is one cycle per beat, whatever the pixels.
 
 *Reading.* The walker emits one event per cycle (per lane group, for ``groups`` > 1), in
 step order, with no bubbles inside an image:
