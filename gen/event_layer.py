@@ -1,14 +1,14 @@
 """The first hidden layer, event-driven: one weight column per input spike."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..model import packing
-from ..model.network import MAX_STEP, Layer
-from .layouts import event_layout, spike_vector_layout, weight_write_layout
-from .weight_loader import writable_thresholds
+from ..model.network import MAX_STEP
+from .layouts import event_layout, spike_vector_layout
+from .weight_loader import LayerComponent, require_layer, writable_thresholds
 
 __all__ = ["EventLayer", "counter_shape"]
 
@@ -18,7 +18,7 @@ def counter_shape(n_inputs):
     return signed((2 * n_inputs).bit_length() + 1)
 
 
-class EventLayer(wiring.Component):
+class EventLayer(LayerComponent):
     """First hidden layer: integrate-and-fire over time-ordered input events.
 
     Each event reads the weight column of its input from a ROM (``packing.column_rom_words``
@@ -55,36 +55,22 @@ class EventLayer(wiring.Component):
     latency = 3
 
     def __init__(self, layer, lanes, *, weight_fields=None):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layer must be a Layer, got {layer!r}")
+        require_layer(layer)
         if not isinstance(lanes, int) or not 1 <= lanes <= layer.n_out:
             raise ValueError(f"lanes must be between 1 and {layer.n_out}, got {lanes!r}")
-        self._layer = layer
         self._lanes = lanes
-        self._weight_fields = weight_fields
         self._rom_init = packing.column_rom_words(layer.bits, lanes)
-        members = {
-            "i_events": In(stream.Signature(event_layout(layer.n_in, self.groups),
+        groups = -(-layer.n_out // lanes)
+        super().__init__(layer, {
+            "i_events": In(stream.Signature(event_layout(layer.n_in, groups),
                                             always_ready=True)),
             "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
                                              always_ready=True)),
-        }
-        if weight_fields is not None:
-            members["w_weights"] = In(stream.Signature(weight_write_layout(weight_fields),
-                                                       always_ready=True))
-        super().__init__(members)
-
-    @property
-    def layer(self):
-        return self._layer
+        }, weight_fields)
 
     @property
     def lanes(self):
         return self._lanes
-
-    @property
-    def writable(self):
-        return self._weight_fields is not None
 
     @property
     def groups(self):
@@ -100,7 +86,7 @@ class EventLayer(wiring.Component):
         layer, lanes, groups = self._layer, self._lanes, self.groups
         rom = m.submodules.rom = Memory(shape=lanes, depth=self.rom_depth, init=self._rom_init)
         read = rom.read_port()
-        weights = self.w_weights if self.writable else None
+        weights = self.weight_port
         if weights is not None:
             write = rom.write_port()
             m.d.comb += [

@@ -1,13 +1,14 @@
 """The output layer and the decision: earliest spike, potential tie-break, no-fire fallback."""
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from ..model.network import MAX_STEP, NO_SPIKE, Layer
-from .layouts import result_layout, spike_vector_layout, weight_write_layout
+from ..model.network import MAX_STEP, NO_SPIKE
+from .layouts import result_layout, spike_vector_layout
 from .popcount import popcount_latency
 from .vector_layer import step_front_end
+from .weight_loader import LayerComponent, require_layer
 
 __all__ = ["OutputLayer", "argmax"]
 
@@ -53,7 +54,7 @@ def argmax(m, candidates, name):
     return any_valid, index
 
 
-class OutputLayer(wiring.Component):
+class OutputLayer(LayerComponent):
     """Output neurons and the decision of each image.
 
     The potentials ``V_j`` accumulate the last hidden layer's spike vectors like a
@@ -89,34 +90,19 @@ class OutputLayer(wiring.Component):
     """
 
     def __init__(self, layer, *, credits=4, weight_fields=None):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layer must be a Layer, got {layer!r}")
+        require_layer(layer)
         if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
             raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
-        self._layer = layer
         self._credits = credits
-        self._weight_fields = weight_fields
-        members = {
+        super().__init__(layer, {
             "i_spikes": In(stream.Signature(spike_vector_layout(layer.n_in), always_ready=True)),
             "o_results": Out(stream.Signature(result_layout(layer.n_out), always_ready=True)),
             "o_kill": Out(stream.Signature(range(credits), always_ready=True)),
-        }
-        if weight_fields is not None:
-            members["w_weights"] = In(stream.Signature(weight_write_layout(weight_fields),
-                                                       always_ready=True))
-        super().__init__(members)
-
-    @property
-    def layer(self):
-        return self._layer
+        }, weight_fields)
 
     @property
     def credits(self):
         return self._credits
-
-    @property
-    def writable(self):
-        return self._weight_fields is not None
 
     @property
     def latency(self):
@@ -131,7 +117,7 @@ class OutputLayer(wiring.Component):
         m = Module()
         layer = self._layer
         popcount, thresholds, a_meta = step_front_end(
-            m, layer, self.i_spikes, self.w_weights if self.writable else None)
+            m, layer, self.i_spikes, self.weight_port)
 
         # Accumulate the true potentials.
         shape = signed(layer.n_in.bit_length() + 1)

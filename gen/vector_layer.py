@@ -1,14 +1,14 @@
 """Hidden layers after the first: a whole step's spike vector per cycle."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from ..model.network import MAX_STEP, NO_SPIKE, Layer
+from ..model.network import MAX_STEP, NO_SPIKE
 from .event_layer import counter_shape
-from .layouts import spike_vector_layout, weight_write_layout
+from .layouts import spike_vector_layout
 from .popcount import RowPopcount, popcount_latency
-from .weight_loader import writable_rows, writable_thresholds
+from .weight_loader import LayerComponent, require_layer, writable_rows, writable_thresholds
 
 __all__ = ["VectorLayer", "delay_line", "step_front_end"]
 
@@ -45,7 +45,7 @@ def step_front_end(m, layer, i_spikes, weights):
     return popcount, thresholds, delay_line(m, meta, popcount.latency, "a_meta")[-1]
 
 
-class VectorLayer(wiring.Component):
+class VectorLayer(LayerComponent):
     """A hidden layer fed by the previous layer's spike vector, one active step per token.
 
     Each neuron's potential grows by ``2 * popcount(spikes & row) - popcount(spikes)`` (the ±1
@@ -73,27 +73,12 @@ class VectorLayer(wiring.Component):
     """
 
     def __init__(self, layer, *, weight_fields=None):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layer must be a Layer, got {layer!r}")
-        self._layer = layer
-        self._weight_fields = weight_fields
-        members = {
+        require_layer(layer)
+        super().__init__(layer, {
             "i_spikes": In(stream.Signature(spike_vector_layout(layer.n_in), always_ready=True)),
             "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
                                              always_ready=True)),
-        }
-        if weight_fields is not None:
-            members["w_weights"] = In(stream.Signature(weight_write_layout(weight_fields),
-                                                       always_ready=True))
-        super().__init__(members)
-
-    @property
-    def layer(self):
-        return self._layer
-
-    @property
-    def writable(self):
-        return self._weight_fields is not None
+        }, weight_fields)
 
     @property
     def latency(self):
@@ -108,7 +93,7 @@ class VectorLayer(wiring.Component):
         m = Module()
         layer = self._layer
         popcount, thresholds, a_meta = step_front_end(
-            m, layer, self.i_spikes, self.w_weights if self.writable else None)
+            m, layer, self.i_spikes, self.weight_port)
 
         # Accumulate.
         shape = counter_shape(layer.n_in)

@@ -2,8 +2,9 @@
 
 The word layout is :func:`bs4nn.model.packing.weight_stream_fields`; see the comment above it
 for what each word writes. :class:`WeightLoader` decodes words into one write port per layer;
-the layers use :func:`writable_thresholds` and :func:`writable_rows` to hold what they need in
-registers (the first layer's columns stay in its block RAM, which gets a write port).
+the layers (each a :class:`LayerComponent`) use :func:`writable_thresholds` and
+:func:`writable_rows` to hold what they need in registers (the first layer's columns stay in
+its block RAM, which gets a write port).
 """
 
 from amaranth.hdl import Module, Signal
@@ -11,9 +12,47 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model import packing
+from ..model.network import Layer
 from .layouts import weight_word_layout, weight_write_layout
 
-__all__ = ["WeightLoader", "writable_thresholds", "writable_rows"]
+__all__ = ["LayerComponent", "WeightLoader", "require_layer", "writable_thresholds",
+           "writable_rows"]
+
+
+def require_layer(layer):
+    """``layer``, or a TypeError when it is not a :class:`~bs4nn.model.network.Layer`."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layer must be a Layer, got {layer!r}")
+    return layer
+
+
+class LayerComponent(wiring.Component):
+    """A component computing one network layer, from constants or, given ``weight_fields``
+    (``packing.weight_stream_fields`` of the design), from weights and thresholds written at
+    run time through an added ``w_weights`` member,
+    ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``.
+    """
+
+    def __init__(self, layer, members, weight_fields=None):
+        self._layer = require_layer(layer)
+        self._weight_fields = weight_fields
+        if weight_fields is not None:
+            members = {**members, "w_weights": In(stream.Signature(
+                weight_write_layout(weight_fields), always_ready=True))}
+        super().__init__(members)
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def writable(self):
+        return self._weight_fields is not None
+
+    @property
+    def weight_port(self):
+        """The ``w_weights`` member, or None when the layer is constant."""
+        return self.w_weights if self.writable else None
 
 
 class WeightLoader(wiring.Component):

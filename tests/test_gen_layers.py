@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 from bs4nn.gen.event_layer import EventLayer
 from bs4nn.gen.output_layer import OutputLayer
 from bs4nn.gen.vector_layer import VectorLayer
+from bs4nn.model import packing
 from bs4nn.model.network import MAX_STEP, NO_SPIKE, Layer
 
 
@@ -207,3 +208,20 @@ def test_latency_property(cls):
     assert cls.latency_for(600) == expected
     assert cls(layer).latency == expected
     assert EventLayer.latency == 3
+
+
+LAYER_COMPONENTS = [lambda layer, **kw: EventLayer(layer, 2, **kw), VectorLayer, OutputLayer]
+
+
+@pytest.mark.parametrize("make", LAYER_COMPONENTS)
+def test_layer_components_take_a_layer_and_an_optional_weight_port(make):
+    layer = random_layer(np.random.default_rng(0), 6, 4)
+    with pytest.raises(TypeError, match="layer must be a Layer"):
+        make(layer.bits)
+    constant = make(layer)
+    assert constant.layer is layer
+    assert not constant.writable and constant.weight_port is None
+    assert "w_weights" not in constant.signature.members
+    fields = packing.weight_stream_fields([6, 4, 3], 2)
+    writable = make(layer, weight_fields=fields)
+    assert writable.writable and writable.weight_port is writable.w_weights
