@@ -547,12 +547,15 @@ def shift_images(images, rng, max_shift):
 
 def evaluate(network, images, labels):
     """Exact figures of ``network``: strict/lenient accuracy, mean decision step (256 counted
-    for no output spike) and the fraction of images with no output spike."""
+    for no output spike), the fraction of images with no output spike and, per hidden layer,
+    the neurons silent on every image (they take no part in any decision)."""
     result = infer(network, images)
     return {"strict": result.strict_accuracy(labels),
             "lenient": result.lenient_accuracy(labels),
             "mean_step": float(np.mean(result.decision_step)),
-            "no_fire": float(np.mean(~result.fired))}
+            "no_fire": float(np.mean(~result.fired)),
+            "silent": [int(np.sum(np.all(times == NO_SPIKE, axis=0)))
+                       for times in result.spike_times[:-1]]}
 
 
 def calibrate_output_thresholds(network, images, labels, radius=8, rounds=3):
@@ -752,16 +755,20 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
         record = {"epoch": epoch + 1, "loss": loss, "running_train": running,
                   "train": train_figures["strict"], "validation": val["strict"],
                   "validation_lenient": val["lenient"], "mean_step": val["mean_step"],
-                  "no_fire": val["no_fire"], "train_seconds": train_seconds,
+                  "no_fire": val["no_fire"], "silent": val["silent"],
+                  "train_seconds": train_seconds,
                   "seconds": seconds}
         history.append(record)
         if val["strict"] > best["validation"]:
             best = {"epoch": epoch + 1, "validation": val["strict"],
                     "layers": [(layer.signs, layer.thresholds) for layer in network.layers]}
+        silent = " ".join(f"{count}/{size}" for count, size in zip(val["silent"], config.hidden,
+                                                                  strict=True))
         log(f"epoch {epoch + 1:3}/{config.epochs}  loss {loss:.4f}  "
             f"train {train_figures['strict']:.4f}  validation {val['strict']:.4f} "
             f"(lenient {val['lenient']:.4f})  mean step {val['mean_step']:.1f}  "
-            f"no-fire {val['no_fire']:.4f}  {train_seconds:.1f} s train, {seconds:.1f} s total")
+            f"no-fire {val['no_fire']:.4f}  silent hidden {silent}  "
+            f"{train_seconds:.1f} s train, {seconds:.1f} s total")
         _save_checkpoint(checkpoint, parameters, config, epoch + 1, history, best)
     if best["epoch"] < 0:
         raise UserError(f"{checkpoint}: already trained for {config.epochs} epochs and no "

@@ -10,7 +10,7 @@ import pytest
 from bs4nn.model import data, train
 from bs4nn.model.errors import UserError
 from bs4nn.model.inference import decide, infer
-from bs4nn.model.network import Network
+from bs4nn.model.network import Layer, Network
 
 SMOKE = ["--train-subset", "2000", "--validation-subset", "2000", "--hidden", "100",
          "--lr", "0.01", "--batch-size", "20", "--shift", "0", "--no-progress"]
@@ -110,6 +110,17 @@ def test_calibration_never_loses_on_its_images():
     assert after >= before
     np.testing.assert_array_equal(calibrated.layers[0].signs, network.layers[0].signs)
     np.testing.assert_array_equal(calibrated.layers[1].signs, network.layers[1].signs)
+
+
+def test_evaluate_counts_hidden_neurons_silent_on_every_image():
+    images, labels = data.load("mnist", "validation")
+    images, labels = images[:200], labels[:200]
+    signs = np.ones((3, 784), np.int8)
+    signs[1] = -1  # can never exceed a non-negative threshold
+    hidden = Layer(signs, np.array([10, 0, 783]))  # 783: would need more than every input
+    output = Layer(np.ones((10, 3), np.int8), np.zeros(10, np.int64))
+    figures = train.evaluate(Network((hidden, output)), images, labels)
+    assert figures["silent"] == [2]
 
 
 def test_smoke_training_beats_chance(tmp_path):
