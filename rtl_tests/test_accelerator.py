@@ -43,14 +43,16 @@ def _timing_text(timing):
 
 @cocotb.test()
 async def mnist_inference(dut):
-    """N MNIST test images back to back; accuracy, cycles per image, simulation speed."""
+    """N test images back to back (MNIST, or the dataset the weights file was trained on);
+    accuracy, cycles per image, simulation speed."""
     from bs4nn.model import data
 
     env = load_environment()
     n = env.n or 200
-    images, labels = data.load("mnist", "test")
+    dataset = env.network.metadata.get("dataset", "mnist")
+    images, labels = data.load(dataset, "test")
     if n > images.shape[0]:
-        raise ValueError(f"the MNIST test set has {images.shape[0]} images, asked for {n}")
+        raise ValueError(f"the {dataset} test set has {images.shape[0]} images, asked for {n}")
     images, labels = images[:n], labels[:n].astype(np.int64)
     inference = infer(env.network, images)
     tb = TB(dut, env)
@@ -65,7 +67,7 @@ async def mnist_inference(dut):
     cycles = tb.result_cycles(range(n))
     per_image = np.diff(np.concatenate([[-1], cycles]))
     record_summary(env, (
-        f"mnist_inference: {tb.scoreboard.matched}/{n} RTL == model, accuracy "
+        f"mnist_inference: {tb.scoreboard.matched}/{n} RTL == model, {dataset} accuracy "
         f"{np.mean(rtl_predicted == labels):.4f}, cycles/image mean {per_image.mean():.0f} "
         f"p50 {np.percentile(per_image, 50):.0f} p99 {np.percentile(per_image, 99):.0f}, "
         f"{n / wall:.3g} images/s simulated, {_timing_text(timing)}"))

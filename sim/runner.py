@@ -60,7 +60,8 @@ class SimTest:
 
 TESTS = {
     "mnist_inference": SimTest("test_accelerator", "mnist_inference",
-                               "N MNIST test images back to back vs the golden and cycle models",
+                               "N MNIST test images (or of the dataset the weights were trained "
+                               "on) back to back vs the golden and cycle models",
                                needs_mnist=True),
     "random_images": SimTest("test_accelerator", "random_images",
                              "random images under random valid/ready stalls on both streams"),
