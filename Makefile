@@ -21,7 +21,7 @@ DATASET ?= mnist
 # The recipes of the shipped networks (see README, "Shipped networks").
 TRAIN_FLAGS_mnist := --epochs 20 --lr 0.003 --threshold-lr 0 --shift 1
 TRAIN_FLAGS_fashion-mnist := --epochs 18 --lr 0.003 --threshold-lr 0 --shift 0 \
-	--initial-thresholds 45 15 --surrogate 10 --calibrate-split validation
+	--initial-thresholds 60 15 --surrogate 10 --calibrate-split validation
 TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(DATASET))
 JOBS ?= auto
 
