@@ -60,9 +60,9 @@ class EventLayer(LayerComponent):
             raise ValueError(f"lanes must be between 1 and {layer.n_out}, got {lanes!r}")
         self._lanes = lanes
         self._rom_init = packing.column_rom_words(layer.bits, lanes)
-        groups = -(-layer.n_out // lanes)
+        self._groups = -(-layer.n_out // lanes)
         super().__init__(layer, {
-            "i_events": In(stream.Signature(event_layout(layer.n_in, groups),
+            "i_events": In(stream.Signature(event_layout(layer.n_in, self._groups),
                                             always_ready=True)),
             "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
                                              always_ready=True)),
@@ -75,7 +75,7 @@ class EventLayer(LayerComponent):
     @property
     def groups(self):
         """Lane groups: cycles per input event."""
-        return -(-self._layer.n_out // self._lanes)
+        return self._groups
 
     @property
     def rom_depth(self):
