@@ -14,33 +14,13 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from ..model import packing
-from ..model.errors import UserError
 from ..model.network import Network, atomic_write
-from .pixel_input import PIXELS_PER_BEAT_CHOICES
-from .scheduler import EventScheduler
-from .top import RESULT_CREDITS, WEIGHT_STORAGE_CHOICES, Accelerator, TopLevel
+from .schedule import Schedule
+from .top import WEIGHT_STORAGE_CHOICES, Accelerator, TopLevel, check_parameters
 
-__all__ = ["Design", "generate", "write_design", "add_arguments", "run", "DEFAULT_WEIGHTS",
-           "LATENCY_FORMULA"]
+__all__ = ["Design", "generate", "write_design", "add_arguments", "run", "DEFAULT_WEIGHTS"]
 
 DEFAULT_WEIGHTS = "weights/mnist-784-600-10.npz"
-
-LATENCY_FORMULA = (
-    "Per image k (n_k = pixels with value >= 1, G = lane groups, D = event_to_result): "
-    "the image starts at S_k = max(W_{k-1} + finish_to_start, L_k + load_to_start, T_{k-C} + 1) "
-    "where L_k is the "
-    "cycle its last beat is accepted, W the cycle the previous image finished and T_{k-C} the "
-    "transfer "
-    "of the result C = credits images earlier; its start token leaves the scheduler at S_k + 1 "
-    "and its j-th event (time order, lane group g) at S_k + 2 + j*G + g. "
-    "If the output fires (decision_step d): the trigger is the last event of input step "
-    "d - 1 - H (H hidden layers), n* = events with step <= that, and the result is written at "
-    "R_k = S_k + 1 + n*·G + D; the image finishes at W_k = min(R_k, S_k + 1 + n_k·G). "
-    "Otherwise R_k = S_k + 1 + n_k·G + D and W_k = S_k + 1 + n_k·G. "
-    "The result is transferred at T_k = R_k + result_to_transfer (m_axis_tready high). "
-    "Beats: frame k's first beat is accepted at max(L_{k-1} + 1, W_{k-2} + finish_to_load), "
-    "then one per cycle. The constants are under 'schedule'. See bs4nn.sim.cycle_model."
-)
 
 
 @dataclass(frozen=True)
@@ -51,28 +31,9 @@ class Design:
     info: dict
 
 
-def _check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events):
-    if not isinstance(network, Network):
-        raise UserError(f"network must be a Network, got {type(network).__name__}")
-    if len(network.layers) < 2:
-        raise UserError(f"the network {network.describe()} has no hidden layer; the accelerator "
-                        f"needs at least one")
-    n_hidden = network.layers[0].n_out
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 0 <= lanes <= n_hidden:
-        raise UserError(f"lanes must be between 1 and {n_hidden} (or 0 for all {n_hidden}), "
-                        f"got {lanes!r}")
-    if isinstance(pixels_per_beat, bool) or pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
-        raise UserError(f"pixels_per_beat must be one of "
-                        f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {pixels_per_beat!r}")
-    if weight_storage not in WEIGHT_STORAGE_CHOICES:
-        raise UserError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE_CHOICES)}, "
-                        f"got {weight_storage!r}")
-    if not isinstance(debug_events, bool):
-        raise UserError(f"debug_events must be True or False, got {debug_events!r}")
-
-
 def generate(network, *, lanes=0, pixels_per_beat=8, weight_storage="rom", debug_events=False):
-    """Generate the accelerator for ``network``; every parameter is checked first.
+    """Generate the accelerator for ``network``; every parameter is checked first
+    (:func:`~.top.check_parameters`).
 
     Parameters
     ----------
@@ -85,7 +46,8 @@ def generate(network, *, lanes=0, pixels_per_beat=8, weight_storage="rom", debug
     debug_events : bool
         Add the hidden spike event stream ``dbg_axis``.
     """
-    _check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events)
+    # Checked before the Accelerator exists, which would otherwise be left unused.
+    check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events)
     started = time.perf_counter()
     accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
                               weight_storage=weight_storage, debug_events=debug_events)
@@ -116,22 +78,13 @@ def _describe(network, accelerator, top, debug_events):
         },
         "ports": ports,
         "fields": {
-            "pixel_beat": [[f"pixel{k}", 8] for k in range(accelerator.pixels_per_beat)],
+            "pixel_beat": [[f"pixel{k}", packing.PIXEL_BITS]
+                           for k in range(accelerator.pixels_per_beat)],
             "result": [list(field) for field in packing.result_fields(network.n_classes)],
             "debug_event": [list(field) for field in packing.debug_event_fields(hidden_sizes)],
         },
-        "schedule": {
-            "beats_per_image": accelerator.n_beats,
-            "lane_groups": accelerator.groups,
-            "hidden_layers": len(hidden_sizes),
-            "credits": RESULT_CREDITS,
-            "event_to_result": accelerator.event_to_result,
-            "load_to_start": EventScheduler.load_to_start,
-            "finish_to_start": EventScheduler.finish_to_start,
-            "finish_to_load": EventScheduler.finish_to_load,
-            "result_to_transfer": accelerator.result_to_transfer,
-        },
-        "latency_formula": LATENCY_FORMULA,
+        "schedule": accelerator.schedule.as_dict(),
+        "latency_formula": Schedule.formula(),
     }
 
 

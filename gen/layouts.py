@@ -32,7 +32,7 @@ def step_shape():
 def pixel_beat_layout(pixels_per_beat):
     """A beat of the pixel input stream: pixel ``k`` in bits ``[8k, 8k + 8)``, and ``last``."""
     return data.StructLayout({
-        "pixels": data.ArrayLayout(8, pixels_per_beat),
+        "pixels": data.ArrayLayout(packing.PIXEL_BITS, pixels_per_beat),
         "last": 1,
     })
 
@@ -45,7 +45,7 @@ def framed_beat_layout(n_beats, pixels_per_beat):
     ``error`` (only with ``end``) says the frame did not have exactly ``n_beats`` beats.
     """
     return data.StructLayout({
-        "pixels": data.ArrayLayout(8, pixels_per_beat),
+        "pixels": data.ArrayLayout(packing.PIXEL_BITS, pixels_per_beat),
         "beat": index_shape(n_beats),
         "keep": 1,
         "start": 1,

@@ -106,12 +106,8 @@ class OutputLayer(LayerComponent):
 
     @property
     def latency(self):
-        return self.latency_for(self._layer.n_in)
-
-    @staticmethod
-    def latency_for(n_inputs):
-        """Latency with ``n_inputs`` inputs: adder tree, accumulate, two decision stages."""
-        return popcount_latency(n_inputs) + 3
+        """Adder tree, accumulate, two decision stages."""
+        return popcount_latency(self._layer.n_in) + 3
 
     def elaborate(self, platform):
         m = Module()

@@ -147,9 +147,14 @@ class EventScheduler(wiring.Component):
     def n_beats(self):
         return -(-self._n_inputs // self._pixels_per_beat)
 
-    #: Cycles from a frame's last beat being accepted to the first cycle its image can start
-    #: (the beat is stored one cycle later, then the step finder queues two steps).
-    load_to_start = 4
+    #: Steps the step finder queues per bank before the bank's image may start.
+    step_queue_depth = 2
+    #: Cycles from a frame's last beat being accepted to its bank being marked full: the beat
+    #: is stored in loader stage 1, which marks the bank full in the cycle after.
+    load_to_full = 2
+    #: Cycles from a frame's last beat being accepted to the first cycle its image can start:
+    #: the bank is marked full, then the step finder queues its first steps, one per cycle.
+    load_to_start = load_to_full + step_queue_depth
     #: Cycles from an image's finish to the first cycle the next image can start.
     finish_to_start = 1
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
@@ -391,27 +396,30 @@ class EventScheduler(wiring.Component):
             load_r.eq(start | (emit_new & from_r)),
             finder_bank.eq(bank ^ finish),
         ]
+        depth = self.step_queue_depth
+        assert depth == 2, "the queue below has two entries"
         queued_any, queued_step, steps_next, unqueued_any = [], [], [], []
         for b in range(2):
+            # Two entries, indexed by the low bit of the write and read counters.
             write = Signal(2, name=f"queue_write{b}")
             read = Signal(2, name=f"queue_read{b}")
-            entries = [Signal(8, name=f"queue{b}_{e}") for e in range(2)]
+            entries = [Signal(8, name=f"queue{b}_{e}") for e in range(depth)]
             count = Signal(2, name=f"queue_count{b}")
             priming = Signal(2, name=f"priming{b}")
             m.d.comb += count.eq(write - read)
             lowest_any, lowest_step, without_lowest = lowest_set(m, steps[b], f"lowest{b}")
             fill = Signal(name=f"fill{b}")
-            m.d.comb += fill.eq(bank_full[b] & (count != 2) & lowest_any)
+            m.d.comb += fill.eq(bank_full[b] & (count != depth) & lowest_any)
             with m.If(fill):
                 m.d.sync += write.eq(write + 1)
-            for e in range(2):
+            for e in range(depth):
                 with m.If(fill & (write[0] == e)):
                     m.d.sync += entries[e].eq(lowest_step)
             with m.If(load_p & (finder_bank == b) & (count != 0)):
                 m.d.sync += read.eq(read + 1)
-            with m.If(bank_full[b] & (priming != 2)):
+            with m.If(bank_full[b] & (priming != depth)):
                 m.d.sync += priming.eq(priming + 1)
-            m.d.comb += primed[b].eq(priming == 2)
+            m.d.comb += primed[b].eq(priming == depth)
             with m.If(finish & (bank == b)):
                 m.d.sync += [write.eq(0), read.eq(0), priming.eq(0)]
             steps_next.append(Mux(fill, without_lowest, steps[b]))

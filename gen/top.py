@@ -1,3 +1,6 @@
+# amaranth: UnusedElaboratable=no
+# (The Accelerator builds its blocks in its constructor; they go unused only when it does, and
+# that is warned about where the Accelerator is built.)
 """The accelerator: blocks wired together, and the flat AXI-stream top level ``bs4nn``."""
 
 from amaranth.hdl import Module, Signal
@@ -6,30 +9,49 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..model import packing
+from ..model.errors import UserError
 from ..model.network import Network
 from .debug_events import DebugEvents
 from .event_layer import EventLayer
 from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weight_word_layout
 from .output_layer import OutputLayer
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
+from .schedule import Schedule
 from .scheduler import EventScheduler
 from .vector_layer import VectorLayer
 from .weight_loader import WeightLoader
 
 __all__ = ["Accelerator", "TopLevel", "WEIGHT_STORAGE_CHOICES", "RESULT_CREDITS",
-           "event_to_result"]
+           "check_parameters"]
 
 WEIGHT_STORAGE_CHOICES = ("rom", "ram")
 #: Depth of the result queue, and so the most images started and not yet taken as results.
 RESULT_CREDITS = 4
 
 
-def event_to_result(network):
-    """Cycles from an event token leaving the scheduler to the result it decides being written
-    into the result queue: the sum of the layers' latencies."""
-    return (EventLayer.latency
-            + sum(VectorLayer.latency_for(layer.n_in) for layer in network.layers[1:-1])
-            + OutputLayer.latency_for(network.layers[-1].n_in))
+def check_parameters(network, lanes=0, pixels_per_beat=8, weight_storage="rom",
+                     debug_events=False):
+    """Check the generator's parameters; the one check behind :class:`Accelerator`,
+    ``generate`` and the cycle model. Raises :class:`TypeError` for a network that is not a
+    :class:`~bs4nn.model.network.Network`, :class:`~bs4nn.model.errors.UserError` (a
+    ``ValueError``) with one exact line for a bad value."""
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a Network, got {type(network).__name__}")
+    if len(network.layers) < 2:
+        raise UserError(f"the network {network.describe()} has no hidden layer; the accelerator "
+                        f"needs at least one")
+    n_hidden = network.layers[0].n_out
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 0 <= lanes <= n_hidden:
+        raise UserError(f"lanes must be between 1 and {n_hidden} (or 0 for all {n_hidden}), "
+                        f"got {lanes!r}")
+    if isinstance(pixels_per_beat, bool) or pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
+        raise UserError(f"pixels_per_beat must be one of "
+                        f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {pixels_per_beat!r}")
+    if weight_storage not in WEIGHT_STORAGE_CHOICES:
+        raise UserError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE_CHOICES)}, "
+                        f"got {weight_storage!r}")
+    if not isinstance(debug_events, bool):
+        raise UserError(f"debug_events must be True or False, got {debug_events!r}")
 
 
 class Accelerator(wiring.Component):
@@ -37,6 +59,8 @@ class Accelerator(wiring.Component):
 
     pixels → :class:`PixelFramer` → :class:`EventScheduler` → :class:`EventLayer` →
     :class:`VectorLayer` (one per further hidden layer) → :class:`OutputLayer` → result queue.
+    The blocks are built here, so that their latencies are known before elaboration:
+    :attr:`schedule` sums them.
 
     Parameters
     ----------
@@ -51,6 +75,8 @@ class Accelerator(wiring.Component):
     debug_events : bool
         Add the hidden spike event stream ``o_debug`` (see :mod:`.debug_events`).
 
+    The parameters are checked by :func:`check_parameters`.
+
     Members
     -------
     i_pixels : ``In(stream.Signature(pixel_beat_layout(pixels_per_beat)))``
@@ -62,29 +88,27 @@ class Accelerator(wiring.Component):
         results stay exact, cycle counts then differ from the cycle model)
     """
 
+    #: Cycles from a result being written into the result queue to its earliest transfer.
+    result_to_transfer = 1
+
     def __init__(self, network, *, lanes=0, pixels_per_beat=8, weight_storage="rom",
                  debug_events=False):
-        if not isinstance(network, Network):
-            raise TypeError(f"network must be a Network, got {network!r}")
-        if len(network.layers) < 2:
-            raise ValueError("the network needs at least one hidden layer")
-        n_hidden = network.layers[0].n_out
-        if not isinstance(lanes, int) or isinstance(lanes, bool) or not 0 <= lanes <= n_hidden:
-            raise ValueError(f"lanes must be between 1 and {n_hidden} (0 for all), got {lanes!r}")
-        if pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
-            raise ValueError(f"pixels_per_beat must be one of "
-                             f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, "
-                             f"got {pixels_per_beat!r}")
-        if weight_storage not in WEIGHT_STORAGE_CHOICES:
-            raise ValueError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE_CHOICES)}"
-                             f", got {weight_storage!r}")
+        check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events)
         self._network = network
-        self._lanes = lanes or n_hidden
+        self._lanes = lanes or network.layers[0].n_out
         self._pixels_per_beat = pixels_per_beat
         self._weight_storage = weight_storage
-        if not isinstance(debug_events, bool):
-            raise TypeError(f"debug_events must be a bool, got {debug_events!r}")
         self._debug_events = debug_events
+        fields = self.weight_fields if weight_storage == "ram" else None
+        self._framer = PixelFramer(network.n_inputs, pixels_per_beat)
+        self._event_layer = EventLayer(network.layers[0], self._lanes, weight_fields=fields)
+        self._vector_layers = [VectorLayer(layer, weight_fields=fields)
+                               for layer in network.layers[1:-1]]
+        self._output_layer = OutputLayer(network.layers[-1], credits=RESULT_CREDITS,
+                                         weight_fields=fields)
+        self._scheduler = EventScheduler(
+            network.n_inputs, pixels_per_beat, self._event_layer.groups, RESULT_CREDITS,
+            drain_cycles=self.event_to_result + 2)
         members = {
             "i_pixels": In(stream.Signature(pixel_beat_layout(pixels_per_beat))),
             "o_results": Out(stream.Signature(result_layout(network.n_classes))),
@@ -125,46 +149,39 @@ class Accelerator(wiring.Component):
         return packing.weight_stream_fields(self._network.sizes, self._lanes)
 
     @property
-    def groups(self):
-        """Lane groups of the first hidden layer: cycles per input event."""
-        return -(-self._network.layers[0].n_out // self._lanes)
-
-    @property
-    def n_beats(self):
-        """Beats per image."""
-        return -(-self._network.n_inputs // self._pixels_per_beat)
-
-    @property
-    def credits(self):
-        return RESULT_CREDITS
-
-    @property
     def event_to_result(self):
         """Cycles from an event token leaving the scheduler to a result it decides being
-        written into the result queue."""
-        return event_to_result(self._network)
+        written into the result queue: the sum of the layers' latencies."""
+        layers = [self._event_layer, *self._vector_layers, self._output_layer]
+        return sum(layer.latency for layer in layers)
 
-    #: Cycles from a result being written into the result queue to its earliest transfer.
-    result_to_transfer = 1
+    @property
+    def schedule(self):
+        """The :class:`~.schedule.Schedule` of this design, from its blocks' latencies."""
+        scheduler = self._scheduler
+        return Schedule(
+            beats_per_image=scheduler.n_beats,
+            lane_groups=scheduler.groups,
+            hidden_layers=len(self.hidden_sizes),
+            credits=scheduler.credits,
+            event_to_result=self.event_to_result,
+            load_to_start=scheduler.load_to_start,
+            finish_to_start=scheduler.finish_to_start,
+            finish_to_load=scheduler.finish_to_load,
+            result_to_transfer=self.result_to_transfer,
+        )
 
     def elaborate(self, platform):
         m = Module()
         network = self._network
         fields = self.weight_fields if self._weight_storage == "ram" else None
-        framer = m.submodules.framer = PixelFramer(network.n_inputs, self._pixels_per_beat)
-        event_layer = m.submodules.event_layer = EventLayer(network.layers[0], self._lanes,
-                                                            weight_fields=fields)
-        scheduler = m.submodules.scheduler = EventScheduler(
-            network.n_inputs, self._pixels_per_beat, event_layer.groups, RESULT_CREDITS,
-            drain_cycles=self.event_to_result + 2)
-        vector_layers = []
-        for index, layer in enumerate(network.layers[1:-1]):
-            vector_layers.append(VectorLayer(layer, weight_fields=fields))
-            m.submodules[f"vector_layer{index}"] = vector_layers[-1]
-        output_layer = m.submodules.output_layer = OutputLayer(
-            network.layers[-1], credits=RESULT_CREDITS, weight_fields=fields)
-        assert event_layer.latency + sum(layer.latency for layer in vector_layers) \
-            + output_layer.latency == self.event_to_result
+        framer = m.submodules.framer = self._framer
+        event_layer = m.submodules.event_layer = self._event_layer
+        scheduler = m.submodules.scheduler = self._scheduler
+        vector_layers = self._vector_layers
+        for index, layer in enumerate(vector_layers):
+            m.submodules[f"vector_layer{index}"] = layer
+        output_layer = m.submodules.output_layer = self._output_layer
 
         wiring.connect(m, wiring.flipped(self.i_pixels), framer.i_beats)
         wiring.connect(m, framer.o_beats, scheduler.i_beats)
@@ -247,7 +264,7 @@ class TopLevel(wiring.Component):
         self.accelerator = accelerator
         ppb = accelerator.pixels_per_beat
         members = {
-            "s_axis_tdata": In(8 * ppb),
+            "s_axis_tdata": In(packing.PIXEL_BITS * ppb),
             "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1),
             "s_axis_tlast": In(1),

@@ -82,12 +82,8 @@ class VectorLayer(LayerComponent):
 
     @property
     def latency(self):
-        return self.latency_for(self._layer.n_in)
-
-    @staticmethod
-    def latency_for(n_inputs):
-        """Latency of a layer with ``n_inputs`` inputs: adder tree, accumulate, compare."""
-        return popcount_latency(n_inputs) + 2
+        """Adder tree, accumulate, compare."""
+        return popcount_latency(self._layer.n_in) + 2
 
     def elaborate(self, platform):
         m = Module()

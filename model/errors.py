@@ -3,5 +3,5 @@
 __all__ = ["UserError"]
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """A problem with the user's input: printed as one line, exit status non-zero, no traceback."""

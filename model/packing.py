@@ -16,13 +16,15 @@ import numpy as np
 __all__ = [
     "pack_rows", "unpack_rows", "signs_to_bits", "bits_to_signs",
     "column_rom_words", "row_rom_words", "pixel_beats", "result_fields",
-    "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "hex_lines",
+    "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "PIXEL_BITS", "hex_lines",
     "debug_event_fields", "pack_fields", "unpack_fields",
     "weight_stream_fields", "weight_stream_beats", "WEIGHT_KIND_WEIGHTS", "WEIGHT_KIND_THRESHOLD",
 ]
 
 #: Width of a time step or spike time (0..256, 256 meaning "no spike").
 STEP_WIDTH = 9
+#: Width of a pixel (uint8).
+PIXEL_BITS = 8
 
 
 def signs_to_bits(signs):

@@ -26,6 +26,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, with_timeout
 
+from bs4nn.gen.schedule import Schedule
 from bs4nn.model import packing
 from bs4nn.model.network import MAX_STEP, NO_SPIKE, Network
 
@@ -91,8 +92,13 @@ class Environment:
         return self.params["weight_storage"]
 
     @property
+    def schedule(self):
+        """The design's :class:`~bs4nn.gen.schedule.Schedule`, as the generator wrote it."""
+        return Schedule(**self.design["info"]["schedule"])
+
+    @property
     def beats_per_image(self):
-        return -(-self.network.n_inputs // self.pixels_per_beat)
+        return self.schedule.beats_per_image
 
 
 def load_environment():
@@ -392,10 +398,12 @@ class TB:
 
     def timeout_cycles(self, n_images):
         """A generous bound on the cycles ``n_images`` may take (for timeouts only)."""
-        per_image = self.env.beats_per_image + 4 * (MAX_STEP + 1) + 64
-        for n_in, n_out in itertools.pairwise(self.env.network.sizes):
-            lanes = self.env.lanes or n_out
-            per_image += n_in * -(-n_out // lanes) + n_out
+        schedule, network = self.env.schedule, self.env.network
+        # Loading, every event of every lane group, the pipeline, a debug event per hidden
+        # neuron, and slack for stalls.
+        per_image = (schedule.beats_per_image + schedule.load_to_start
+                     + (1 + network.n_inputs) * schedule.lane_groups + schedule.event_to_result
+                     + sum(network.sizes[1:-1]) + 4 * (MAX_STEP + 1) + 64)
         return n_images * per_image * 4 + 1000
 
     async def wait_results(self, n_images):

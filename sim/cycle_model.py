@@ -1,37 +1,13 @@
+# amaranth: UnusedElaboratable=no
+# (An Accelerator is built here for its schedule alone, never elaborated.)
 """Cycle model of the generated accelerator: when each result leaves, exactly.
 
-How the schedule works
-----------------------
 The accelerator (``bs4nn.gen``) is a chain of fixed-latency blocks behind one scheduler, so
-the cycle of every result follows from a few per-image counts. Cycle 0 is the cycle whose
-rising edge accepts the first beat of the first image; beats are offered back to back and
-``m_axis_tready`` is held high.
-
-* **Loading.** Frame ``k`` goes into bank ``k % 2``. Its beats are accepted one per cycle from
-  ``A_k = max(L_{k-1} + 1, W_{k-2} + finish_to_load)``, where ``L`` is the cycle of a frame's
-  last beat and ``W_k`` the cycle image ``k`` finishes computing (which frees its bank).
-* **Start.** Image ``k`` starts at
-  ``S_k = max(W_{k-1} + finish_to_start, L_k + load_to_start, T_{k-C} + 1)``: the previous
-  image has finished, its own bank is loaded (and its first steps found), and one of the
-  ``C = credits`` result-queue slots is free (``T`` is a result's transfer cycle).
-* **Events.** The scheduler emits one start token in cycle ``S_k``, then the image's ``n_k``
-  input events (pixels of value >= 1) in time order, each for ``G`` lane-group cycles. The
-  token chosen in cycle ``c`` leaves the scheduler in cycle ``c + 1``, and reaches the result
-  queue ``D = event_to_result`` cycles later.
-* **Early exit.** When the output fires (decision step ``d``), the deciding token is the last
-  event of input step ``d - 1 - H`` (``H`` hidden layers, one step of delay each); with ``n*``
-  events at steps up to that one, the result is written at ``R_k = S_k + 1 + n*·G + D`` and
-  the same cycle tells the scheduler to drop the rest of the image. Otherwise the image runs
-  out of events: ``R_k = S_k + 1 + n_k·G + D``.
-* **Finish.** ``W_k = S_k + 1 + n_k·G`` (the cycle after the last event), or ``R_k`` when the
-  early exit comes first: ``W_k = min(R_k, S_k + 1 + n_k·G)`` for an image that fires.
-* **Transfer.** ``T_k = R_k + result_to_transfer``.
-
-So, back to back, an image costs about ``max(beats, 2 + n*·G + D)`` cycles: loading overlaps
-computing, and computing stops at the decision.
+the cycle of every result follows from a few per-image counts (input events, and events up to
+the decision) and the design's :class:`~bs4nn.gen.schedule.Schedule`, whose docstring holds
+the formula this module computes. The schedule is read from the generator
+(:attr:`bs4nn.gen.top.Accelerator.schedule`), never copied here.
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,49 +15,15 @@ from ..model.errors import UserError
 from ..model.inference import encode, infer
 from ..model.network import MAX_STEP
 
-__all__ = ["Schedule", "schedule_of", "predict", "breakdown"]
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The constants of the schedule, read from the generator's blocks."""
-
-    beats_per_image: int
-    lane_groups: int
-    hidden_layers: int
-    credits: int
-    event_to_result: int
-    load_to_start: int
-    finish_to_start: int
-    finish_to_load: int
-    result_to_transfer: int
+__all__ = ["schedule_of", "predict", "breakdown"]
 
 
 def schedule_of(network, *, lanes=0, pixels_per_beat=8):
-    """The :class:`Schedule` of the accelerator generated with these parameters."""
-    from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
-    from ..gen.scheduler import EventScheduler
-    from ..gen.top import RESULT_CREDITS, Accelerator, event_to_result
+    """The :class:`~bs4nn.gen.schedule.Schedule` of the accelerator generated with these
+    parameters (checked by :func:`bs4nn.gen.top.check_parameters`)."""
+    from ..gen.top import Accelerator
 
-    n_hidden = network.layers[0].n_out
-    if len(network.layers) < 2:
-        raise UserError("the accelerator needs at least one hidden layer")
-    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 0 <= lanes <= n_hidden:
-        raise UserError(f"lanes must be between 1 and {n_hidden} (or 0 for all), got {lanes!r}")
-    if pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
-        raise UserError(f"pixels_per_beat must be one of {PIXELS_PER_BEAT_CHOICES}, "
-                        f"got {pixels_per_beat!r}")
-    return Schedule(
-        beats_per_image=-(-network.n_inputs // pixels_per_beat),
-        lane_groups=-(-n_hidden // (lanes or n_hidden)),
-        hidden_layers=len(network.layers) - 1,
-        credits=RESULT_CREDITS,
-        event_to_result=event_to_result(network),
-        load_to_start=EventScheduler.load_to_start,
-        finish_to_start=EventScheduler.finish_to_start,
-        finish_to_load=EventScheduler.finish_to_load,
-        result_to_transfer=Accelerator.result_to_transfer,
-    )
+    return Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat).schedule
 
 
 def _event_counts(network, pixels, schedule):

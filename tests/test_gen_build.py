@@ -9,7 +9,9 @@ import pytest
 
 from bs4nn.cli import main
 from bs4nn.gen.build import generate, write_design
+from bs4nn.gen.schedule import Schedule
 from bs4nn.gen.simulation import random_network
+from bs4nn.gen.top import Accelerator
 from bs4nn.model import packing
 from bs4nn.model.errors import UserError
 
@@ -63,23 +65,20 @@ def test_ram_and_debug_ports(network):
     assert ports["s_axis_tdata"] == ("input", 8)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"lanes": 9}, "lanes must be between 1 and 8 (or 0 for all 8), got 9"),
-    ({"lanes": -2}, "lanes must be between 1 and 8 (or 0 for all 8), got -2"),
-    ({"lanes": True}, "lanes must be between 1 and 8 (or 0 for all 8), got True"),
-    ({"pixels_per_beat": 32}, "pixels_per_beat must be one of 1, 2, 4, 8, 16, got 32"),
-    ({"weight_storage": "flash"}, "weight_storage must be one of rom, ram, got 'flash'"),
-    ({"debug_events": 1}, "debug_events must be True or False, got 1"),
-])
-def test_parameter_errors(network, kwargs, message):
-    with pytest.raises(UserError) as info:
-        generate(network, **kwargs)
-    assert str(info.value) == message
-
-
-def test_network_without_hidden_layer():
+def test_parameters_are_checked_first(network):
+    # The check itself is tested with the Accelerator (tests/test_gen_top.py).
+    with pytest.raises(UserError, match="lanes must be between 1 and 8"):
+        generate(network, lanes=9)
     with pytest.raises(UserError, match="has no hidden layer"):
         generate(random_network(np.random.default_rng(0), (8, 3)))
+
+
+def test_schedule_and_formula_come_from_the_design(network):
+    info = generate(network, lanes=3, pixels_per_beat=4).info
+    accelerator = Accelerator(network, lanes=3, pixels_per_beat=4)
+    assert info["schedule"] == accelerator.schedule.as_dict()
+    assert info["latency_formula"] == Schedule.formula()
+    assert "S_k = max(W_{k-1} + finish_to_start" in info["latency_formula"]
 
 
 def test_write_design_and_cli(network, tmp_path):

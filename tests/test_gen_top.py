@@ -14,6 +14,7 @@ from bs4nn.gen.simulation import (
 )
 from bs4nn.gen.top import Accelerator
 from bs4nn.model import packing
+from bs4nn.model.errors import UserError
 from bs4nn.sim.cycle_model import predict
 
 CONFIGS = [
@@ -99,19 +100,36 @@ def test_result_word_layout():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"lanes": 9}, "lanes must be between 1 and 8 (0 for all), got 9"),
-    ({"lanes": -1}, "lanes must be between 1 and 8 (0 for all), got -1"),
+    ({"lanes": 9}, "lanes must be between 1 and 8 (or 0 for all 8), got 9"),
+    ({"lanes": -2}, "lanes must be between 1 and 8 (or 0 for all 8), got -2"),
+    ({"lanes": True}, "lanes must be between 1 and 8 (or 0 for all 8), got True"),
     ({"pixels_per_beat": 3}, "pixels_per_beat must be one of 1, 2, 4, 8, 16, got 3"),
     ({"weight_storage": "flash"}, "weight_storage must be one of rom, ram, got 'flash'"),
+    ({"debug_events": 1}, "debug_events must be True or False, got 1"),
 ])
 def test_parameter_errors(kwargs, message):
+    """The one parameter check, behind the Accelerator, ``generate`` and the cycle model."""
     network = random_network(np.random.default_rng(0), (8, 8, 2))
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         Accelerator(network, **kwargs)
     assert str(info.value) == message
 
 
-def test_needs_a_hidden_layer():
+def test_needs_a_network_with_a_hidden_layer():
+    with pytest.raises(TypeError, match="network must be a Network, got str"):
+        Accelerator("net.npz")
     network = random_network(np.random.default_rng(0), (8, 2))
-    with pytest.raises(ValueError, match="at least one hidden layer"):
+    with pytest.raises(UserError, match="has no hidden layer"):
         Accelerator(network)
+
+
+def test_schedule_is_derived_from_the_blocks():
+    network = random_network(np.random.default_rng(5), (20, 9, 7, 4))
+    accelerator = Accelerator(network, lanes=4, pixels_per_beat=8)
+    schedule = accelerator.schedule
+    assert schedule.beats_per_image == 3 and schedule.lane_groups == 3
+    assert schedule.hidden_layers == 2
+    layers = [accelerator._event_layer, *accelerator._vector_layers, accelerator._output_layer]
+    assert schedule.event_to_result == sum(layer.latency for layer in layers)
+    scheduler = accelerator._scheduler
+    assert schedule.load_to_start == scheduler.load_to_full + scheduler.step_queue_depth

@@ -1,0 +1,83 @@
+"""The accelerator's schedule: the constants that fix the cycle of every result.
+
+:class:`Schedule` is the one owner of these constants and of the latency formula (its
+docstring). :attr:`bs4nn.gen.top.Accelerator.schedule` derives it from the blocks' latency
+properties; ``bs4nn.json``, the cycle model (:mod:`bs4nn.sim.cycle_model`) and the
+testbenches read it.
+"""
+
+import inspect
+from dataclasses import asdict, dataclass
+
+__all__ = ["Schedule"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When each result leaves, exactly.
+
+    Cycle 0 is the cycle whose rising edge accepts the first beat of the first image; beats
+    are offered back to back and ``m_axis_tready`` is held high. For image ``k``, ``n_k`` is
+    its number of input events (pixels of value >= 1), ``G = lane_groups``,
+    ``D = event_to_result``, ``C = credits`` and ``H = hidden_layers``.
+
+    * Loading: frame ``k`` goes into bank ``k % 2``; its beats are accepted one per cycle
+      from ``A_k = max(L_{k-1} + 1, W_{k-2} + finish_to_load)``, where ``L`` is the cycle of
+      a frame's last beat and ``W_k`` the cycle image ``k`` finishes (which frees its bank).
+    * Start: ``S_k = max(W_{k-1} + finish_to_start, L_k + load_to_start, T_{k-C} + 1)``: the
+      previous image has finished, the image's bank is loaded and its first steps found, and
+      one of the ``C`` result-queue slots is free (``T`` is a result's transfer cycle).
+    * Events: the scheduler chooses a start token in cycle ``S_k``, then the image's ``n_k``
+      events in time order, each for ``G`` lane-group cycles: event ``j``, lane group ``g`` is
+      chosen in cycle ``S_k + 1 + j·G + g``. A token chosen in cycle ``c`` leaves the
+      scheduler in cycle ``c + 1`` and reaches the result queue ``D`` cycles later.
+    * Early exit: when the output fires (decision step ``d``), the deciding token is the last
+      event of input step ``d - 1 - H`` (one step of delay per hidden layer); with ``n*``
+      events at steps up to that one, the result is written at ``R_k = S_k + 1 + n*·G + D``,
+      and the same cycle tells the scheduler to drop the rest of the image. Otherwise
+      ``R_k = S_k + 1 + n_k·G + D``.
+    * Finish: ``W_k = S_k + 1 + n_k·G`` (the cycle after the last event), or
+      ``W_k = min(R_k, S_k + 1 + n_k·G)`` for an image that fires.
+    * Transfer: ``T_k = R_k + result_to_transfer``.
+
+    So, back to back, an image that fires costs about ``max(beats_per_image, 2 + n*·G + D)``
+    cycles, and one that does not about ``max(beats_per_image, 2 + n_k·G)``: loading overlaps
+    computing, and computing stops at the decision.
+
+    Parameters
+    ----------
+    beats_per_image : int
+        ``ceil(n_inputs / pixels_per_beat)``.
+    lane_groups : int
+        ``G``: cycles per input event, ``ceil(n_hidden / lanes)``.
+    hidden_layers : int
+        ``H``.
+    credits : int
+        ``C``: depth of the result queue, the most images started and not yet taken.
+    event_to_result : int
+        ``D``: cycles from a token leaving the scheduler to the result it decides being
+        written into the result queue (the sum of the layers' latencies).
+    load_to_start, finish_to_start, finish_to_load : int
+        The scheduler's latencies (see :class:`~bs4nn.gen.scheduler.EventScheduler`).
+    result_to_transfer : int
+        Cycles from a result being written into the result queue to its earliest transfer.
+    """
+
+    beats_per_image: int
+    lane_groups: int
+    hidden_layers: int
+    credits: int
+    event_to_result: int
+    load_to_start: int
+    finish_to_start: int
+    finish_to_load: int
+    result_to_transfer: int
+
+    @staticmethod
+    def formula():
+        """The latency formula as text (this class's docstring up to its parameters)."""
+        text = inspect.cleandoc(Schedule.__doc__)
+        return text[:text.index("\nParameters\n")].strip()
+
+    def as_dict(self):
+        return asdict(self)
