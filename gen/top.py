@@ -256,6 +256,9 @@ class TopLevel(wiring.Component):
     w_axis_tdata, w_axis_tvalid, w_axis_tready, w_axis_tlast
         Only with ``weight_storage="ram"``: weight-load words
         (``packing.weight_stream_fields``), ``tlast`` on a weight frame's last word.
+
+    Every ``TDATA`` is whole bytes (``packing.tdata_width``): the word in the low bits, the
+    padding above it 0 on the outputs and ignored on the inputs.
     """
 
     def __init__(self, accelerator):
@@ -268,19 +271,22 @@ class TopLevel(wiring.Component):
             "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1),
             "s_axis_tlast": In(1),
-            "m_axis_tdata": Out(result_layout(accelerator.network.n_classes).size),
+            "m_axis_tdata": Out(packing.tdata_width(
+                result_layout(accelerator.network.n_classes).size)),
             "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1),
         }
         if accelerator.debug_events:
             members.update({
-                "dbg_axis_tdata": Out(debug_event_layout(accelerator.hidden_sizes).size),
+                "dbg_axis_tdata": Out(packing.tdata_width(
+                    debug_event_layout(accelerator.hidden_sizes).size)),
                 "dbg_axis_tvalid": Out(1),
                 "dbg_axis_tready": In(1),
             })
         if accelerator.weight_storage == "ram":
             members.update({
-                "w_axis_tdata": In(sum(width for _, width in accelerator.weight_fields)),
+                "w_axis_tdata": In(packing.tdata_width(
+                    sum(width for _, width in accelerator.weight_fields))),
                 "w_axis_tvalid": In(1),
                 "w_axis_tready": Out(1),
                 "w_axis_tlast": In(1),
@@ -306,9 +312,9 @@ class TopLevel(wiring.Component):
                 core.o_debug.ready.eq(self.dbg_axis_tready),
             ]
         if self.accelerator.weight_storage == "ram":
-            word_width = len(self.w_axis_tdata)
+            word_width = sum(width for _, width in self.accelerator.weight_fields)
             m.d.comb += [
-                core.i_weights.payload.as_value()[:word_width].eq(self.w_axis_tdata),
+                core.i_weights.payload.as_value()[:word_width].eq(self.w_axis_tdata[:word_width]),
                 core.i_weights.payload.last.eq(self.w_axis_tlast),
                 core.i_weights.valid.eq(self.w_axis_tvalid),
                 self.w_axis_tready.eq(core.i_weights.ready),

@@ -17,6 +17,7 @@ __all__ = [
     "pack_rows", "unpack_rows", "signs_to_bits", "bits_to_signs",
     "column_rom_words", "row_rom_words", "pixel_beats", "result_fields",
     "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "PIXEL_BITS", "hex_lines",
+    "tdata_width",
     "debug_event_fields", "pack_fields", "unpack_fields",
     "weight_stream_fields", "weight_stream_beats", "WEIGHT_KIND_WEIGHTS", "WEIGHT_KIND_THRESHOLD",
 ]
@@ -98,6 +99,12 @@ def pixel_beats(pixels, pixels_per_beat):
 def class_width(n_classes):
     """Bits needed for a class index in ``0 .. n_classes - 1`` (at least 1)."""
     return max(1, (n_classes - 1).bit_length())
+
+
+def tdata_width(bits):
+    """Width of an AXI4-Stream ``TDATA`` carrying a word of ``bits`` bits: whole bytes, the
+    word in the low bits and the padding above it 0 (interconnect IP assumes byte lanes)."""
+    return 8 * -(-bits // 8)
 
 
 def result_fields(n_classes):

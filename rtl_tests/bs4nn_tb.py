@@ -259,6 +259,7 @@ class Scoreboard:
 
     def __init__(self, n_classes, log, max_reports=20):
         self.n_classes = n_classes
+        self.word_bits = sum(width for _, width in packing.result_fields(n_classes))
         self.log = log
         self.max_reports = max_reports
         self.expected = deque()
@@ -293,6 +294,9 @@ class Scoreboard:
         index, want = self.expected.popleft()
         self.results[index] = (cycle, got)
         wrong = {name: (got[name], value) for name, value in want.items() if got[name] != value}
+        padding = int(word) >> self.word_bits
+        if padding:
+            wrong["padding above the fields"] = (padding, 0)
         if wrong:
             self.errors += 1
             self._report(f"image {index} (cycle {cycle}): " + ", ".join(

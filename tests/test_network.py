@@ -53,6 +53,9 @@ def test_pixel_beats_and_results():
                                                "fired": 1, "error": 0}
     with pytest.raises(ValueError, match="predicted=16"):
         packing.pack_result(10, predicted=16, decision_step=0, fired=0, error=0)
+    # The MNIST result word (15 bits) travels in a 16-bit TDATA.
+    assert sum(width for _, width in packing.result_fields(10)) == 15
+    assert [packing.tdata_width(bits) for bits in (1, 8, 9, 15, 16, 17)] == [8, 8, 16, 16, 16, 24]
 
 
 def rewrite(path, **changes):
