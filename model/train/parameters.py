@@ -2,15 +2,15 @@
 
 The latent parameters are real; the network they stand for (:meth:`Parameters.layer`,
 :func:`to_network`) has their signs as weights and their rounded values as thresholds, and
-:func:`forward` evaluates it with the integer rule of inference, so the training accuracy is
-that of the deployed network.
+:func:`forward` runs it through :func:`~bs4nn.model.inference.layer_forward`, the very
+function inference uses, so the training accuracy is that of the deployed network.
 """
 
 import dataclasses
 
 import numpy as np
 
-from ..inference import EventGroups, crossings, encode
+from ..inference import EventGroups, LayerResult, encode, layer_forward
 from ..network import MAX_STEP, NO_SPIKE, Layer, Network
 
 __all__ = ["Parameters", "LayerState", "init_parameters", "to_network", "adam_update",
@@ -66,8 +66,9 @@ def init_parameters(sizes, images, rng, firing_fraction=0.5, scale=1.0):
     layer)."""
     weights, thresholds = [], []
     spike_times = encode(images)
-    fractions = np.broadcast_to(firing_fraction, (len(sizes) - 1,))
-    for k in range(len(sizes) - 1):
+    n_layers = len(sizes) - 1
+    fractions = np.broadcast_to(firing_fraction, (n_layers,))
+    for k in range(n_layers):
         n_in, n_out = sizes[k], sizes[k + 1]
         w = rng.uniform(-scale, scale, size=(n_out, n_in)).astype(np.float32)
         groups = EventGroups.build(spike_times, MAX_STEP - 1)
@@ -77,7 +78,10 @@ def init_parameters(sizes, images, rng, firing_fraction=0.5, scale=1.0):
         theta = np.clip(np.quantile(peak, 1 - fractions[k], axis=0) - 0.5, 0, n_in - 1)
         weights.append(w)
         thresholds.append(np.rint(theta).astype(np.float64))
-        spike_times = _layer_forward(spike_times, w, thresholds[-1], MAX_STEP - 1).spike_times
+        if k < n_layers - 1:
+            layer = Layer(np.where(w >= 0, 1, -1).astype(np.int8),
+                          thresholds[-1].astype(np.int32))
+            spike_times = layer_forward(spike_times, layer, is_output=False).spike_times
     moments = {}
     for k, (w, t) in enumerate(zip(weights, thresholds, strict=True)):
         for m in ("m", "v"):
@@ -114,32 +118,13 @@ def adam_update(parameters, weight_grads, threshold_grads, lr, threshold_lr,
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerState:
-    """One layer's forward pass over a batch, kept for the backward pass.
+class LayerState(LayerResult):
+    """One layer's forward pass over a batch, kept for the backward pass: its
+    :class:`~bs4nn.model.inference.LayerResult` (input ``groups``, ``potential`` after each
+    group, crossings) and ``kept``, bool ``(n, n_out)``, the spikes passed on to the next
+    layer (``None``: all of them)."""
 
-    ``groups``: the :class:`EventGroups` of its inputs; ``spike_times`` int16 ``(n, n_out)``;
-    ``crossing_potential``/``final_potential`` int ``(n, n_out)``; ``potential`` int16
-    ``(n_groups, n_out)``, the potential after each group; ``kept`` bool ``(n, n_out)``, the
-    spikes passed on to the next layer (``None``: all of them).
-    """
-
-    groups: EventGroups
-    spike_times: np.ndarray
-    crossing_potential: np.ndarray
-    final_potential: np.ndarray
-    potential: np.ndarray
     kept: np.ndarray | None = None
-
-
-def _layer_forward(spike_times, weights, thresholds, last_step):
-    """Exact integer forward of one layer (the rule of :func:`.inference.layer_forward`)."""
-    n_in = weights.shape[1]
-    signs = np.where(weights >= 0, 1, -1).astype(np.int16)
-    groups = EventGroups.build(spike_times, last_step)
-    potential = groups.potentials(signs)
-    result = crossings(groups, potential, np.clip(np.rint(thresholds), 0, n_in - 1))
-    return LayerState(groups, result.spike_times, result.crossing_potential,
-                      result.final_potential, potential)
 
 
 def forward(parameters, pixels, dropout=0.0, rng=None):
@@ -152,14 +137,12 @@ def forward(parameters, pixels, dropout=0.0, rng=None):
     states = []
     n_layers = len(parameters.weights)
     for k in range(n_layers):
-        # Hidden inputs at MAX_STEP can only cause a crossing at MAX_STEP (no spike).
-        last_step = MAX_STEP if k == n_layers - 1 else MAX_STEP - 1
-        state = _layer_forward(spike_times, parameters.weights[k], parameters.thresholds[k],
-                               last_step)
-        spike_times = state.spike_times
+        result = layer_forward(spike_times, parameters.layer(k), is_output=k == n_layers - 1)
+        spike_times = result.spike_times
+        kept = None
         if dropout > 0 and k < n_layers - 1:
             kept = rng.random(spike_times.shape) >= dropout
-            state = dataclasses.replace(state, kept=kept)
             spike_times = np.where(kept, spike_times, NO_SPIKE).astype(spike_times.dtype)
-        states.append(state)
+        states.append(LayerState(**{field.name: getattr(result, field.name)
+                                    for field in dataclasses.fields(result)}, kept=kept))
     return states
