@@ -1,11 +1,19 @@
 """Calibration of the output thresholds after training, and the check that decides whether
-the calibrated thresholds are kept."""
+the calibrated thresholds are kept.
+
+The output potentials do not depend on the thresholds, so each candidate threshold's
+crossings are :func:`~bs4nn.model.inference.crossings` on the same potentials, and each
+candidate decision is :func:`~bs4nn.model.inference.decide`: the search scores exactly what
+inference computes.
+"""
+
+import dataclasses
 
 import numpy as np
 
 from .. import data
-from ..inference import EventGroups, encode, infer
-from ..network import MAX_STEP, NO_SPIKE, Layer, Network
+from ..inference import crossings, decide, encode, infer, layer_forward
+from ..network import Layer, Network
 from .loop import evaluate, validation_split
 
 __all__ = ["calibrate_output_thresholds", "calibrate"]
@@ -14,61 +22,48 @@ __all__ = ["calibrate_output_thresholds", "calibrate"]
 def calibrate_output_thresholds(network, images, labels, radius=8, rounds=3):
     """Tune the output layer's integer thresholds for exact strict accuracy on ``images``.
 
-    The output potentials do not depend on the thresholds, and a neuron's crossing depends
-    only on its own threshold, so every candidate crossing is computed once; coordinate
-    ascent then moves one threshold at a time (within ``radius`` of the current one) to the
-    value with the most correct decisions. Returns ``(network, accuracy before, after)``.
+    A neuron's crossing depends only on its own threshold, so the crossings of every
+    candidate (within ``radius`` of each current threshold) are computed once; coordinate
+    ascent then moves one threshold at a time to the candidate with the most correct
+    decisions. Returns ``(network, accuracy before, after)``.
     """
     *hidden_layers, output = network.layers
-    hidden_network = Network(tuple(hidden_layers)) if hidden_layers else None
-    if hidden_network is None:
-        spike_times = encode(images)
-    else:
+    if hidden_layers:
         # infer works in chunks; the last hidden layer's spike times feed the output layer.
-        spike_times = infer(hidden_network, images).spike_times[-1]
-    groups = EventGroups.build(spike_times, MAX_STEP)
-    potential = groups.potentials(output.signs.astype(np.int32))
-    image_end = np.append(groups.image_start[1:], potential.shape[0]) - 1
-    final_potential = potential[image_end]
-    never = np.iinfo(np.int64).max
-    index = np.arange(potential.shape[0])
-    candidates, times, crossing = [], [], []
-    for j in range(output.n_out):
-        values = np.arange(max(0, output.thresholds[j] - radius),
-                           min(output.n_in - 1, output.thresholds[j] + radius) + 1)
-        crossed = potential[:, j][:, None] > values[None, :]
-        first = np.minimum.reduceat(np.where(crossed, index[:, None], never),
-                                    groups.image_start, axis=0)
-        has = first != never
-        safe = np.where(has, first, 0)
-        step = np.where(has, groups.step[safe], NO_SPIKE)
-        candidates.append(values)
-        times.append(np.where(step < MAX_STEP, step + 1, NO_SPIKE))
-        crossing.append(np.where(has, potential[safe, j], 0))
-    choice = [int(np.flatnonzero(v == t)[0]) for v, t in zip(candidates, output.thresholds,
-                                                                 strict=True)]
+        spike_times = infer(Network(tuple(hidden_layers)), images).spike_times[-1]
+    else:
+        spike_times = encode(images)
+    current = layer_forward(spike_times, output, is_output=True)
+    # candidates[c, j]: threshold c - radius away from neuron j's (clipped, so ends repeat).
+    offsets = np.arange(-radius, radius + 1)
+    candidates = np.clip(output.thresholds + offsets[:, None], 0, output.n_in - 1)
+    results = [crossings(current.groups, current.potential, thresholds)
+               for thresholds in candidates]
+    crossing_step = np.stack([result.crossing_step for result in results])
+    crossing_potential = np.stack([result.crossing_potential for result in results])
+    neuron = np.arange(output.n_out)
 
     def correct(choice):
-        spikes = np.stack([times[j][:, c] for j, c in enumerate(choice)], axis=1)
-        cross = np.stack([crossing[j][:, c] for j, c in enumerate(choice)], axis=1)
-        first = spikes.min(axis=1)
-        score = np.where(spikes == first[:, None], cross, np.iinfo(np.int32).min)
-        predicted = np.where(first < NO_SPIKE, np.argmax(score, axis=1),
-                             np.argmax(final_potential, axis=1))
-        return int(np.sum(predicted == labels))
+        chosen = dataclasses.replace(current, crossing_step=crossing_step[choice, :, neuron].T,
+                                     crossing_potential=crossing_potential[choice, :, neuron].T)
+        return int(np.sum(decide(chosen)[0] == labels))
 
+    choice = np.full(output.n_out, radius)
     before = best = correct(choice)
     for _ in range(rounds):
         improved = False
         for j in range(output.n_out):
-            for c in range(candidates[j].size):
-                trial = choice[:j] + [c] + choice[j + 1:]
+            for c in range(candidates.shape[0]):
+                if c > 0 and candidates[c, j] == candidates[c - 1, j]:
+                    continue
+                trial = choice.copy()
+                trial[j] = c
                 score = correct(trial)
                 if score > best:
                     best, choice, improved = score, trial, True
         if not improved:
             break
-    thresholds = np.array([candidates[j][c] for j, c in enumerate(choice)])
+    thresholds = candidates[choice, neuron]
     calibrated = Network((*hidden_layers, Layer(output.signs, thresholds)), network.metadata)
     return calibrated, before / labels.size, best / labels.size
 
