@@ -137,7 +137,7 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
     """Train per ``config``, checkpointing every epoch in ``run_dir``; ``stop_after`` ends
     this invocation after that many epochs (continue later with ``resume``).
 
-    Returns the best-validation :class:`~.network.Network` (no metadata), the per-epoch
+    Returns the best-validation :class:`~bs4nn.model.network.Network` (no metadata), the per-epoch
     history and the best epoch's record.
     """
     from tqdm import tqdm
