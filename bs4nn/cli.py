@@ -14,7 +14,7 @@ from .model.errors import UserError
 COMMANDS = {
     "data": ("bs4nn.model.commands", "data", "load and verify the datasets"),
     "evaluate": ("bs4nn.model.commands", "evaluate", "strict accuracy of a weights file"),
-    "train": ("bs4nn.model.train", None, "train a network (BS4NN temporal backpropagation)"),
+    "train": ("bs4nn.commands.train", None, "train a network (exact integer forward)"),
     "export": ("bs4nn.model.commands", "export", "write $readmemh ROM files of a weights file"),
     "import-reference": ("bs4nn.model.commands", "import_reference",
                          "convert the authors' reference weights to a weights file"),

@@ -87,11 +87,24 @@ class EventGroups:
 
 @dataclass(frozen=True)
 class LayerResult:
-    """Per image and neuron: crossing step (``NO_SPIKE`` if none), its potential, final one."""
+    """One layer's evaluation over a batch of ``n`` images.
+
+    Attributes
+    ----------
+    crossing_step : int16 ``(n, n_out)``, the first step with ``V > threshold`` (``NO_SPIKE``
+        if none)
+    crossing_potential : int32 ``(n, n_out)``, the potential at that step (0 if none)
+    final_potential : int32 ``(n, n_out)``, the potential at ``MAX_STEP``
+    groups : the :class:`EventGroups` of the layer's inputs
+    potential : int16 ``(n_groups, n_out)``, the potential after each group (the crossings
+        of other thresholds, and the trainer's backward pass, are read from it)
+    """
 
     crossing_step: np.ndarray
     crossing_potential: np.ndarray
     final_potential: np.ndarray
+    groups: EventGroups
+    potential: np.ndarray
 
     @property
     def spike_times(self):
@@ -101,7 +114,8 @@ class LayerResult:
 
 
 def layer_forward(spike_times, layer, is_output):
-    """Evaluate one layer for ``(n, n_in)`` input spike times; returns a :class:`LayerResult`.
+    """Evaluate one :class:`~.network.Layer` for ``(n, n_in)`` input spike times; returns a
+    :class:`LayerResult`. Inference and training both run their layers through it.
 
     Inputs spiking at ``MAX_STEP`` can only cause a crossing at ``MAX_STEP``, which emits no
     spike, so hidden layers skip them; the output layer keeps them for its final potentials.
@@ -114,8 +128,9 @@ def layer_forward(spike_times, layer, is_output):
 def crossings(groups, potential, thresholds):
     """First crossings of ``potential > thresholds`` per image and neuron.
 
-    ``potential`` is int16 ``(n_groups, n_out)`` after each of ``groups``; returns a
-    :class:`LayerResult`.
+    ``potential`` is int16 ``(n_groups, n_out)`` after each of ``groups`` and ``thresholds``
+    integer ``(n_out,)``; returns a :class:`LayerResult`. The potentials do not depend on the
+    thresholds, so other thresholds' crossings are this function on the same potentials.
     """
     crossed = potential > np.asarray(thresholds).astype(np.int16)
     never = np.iinfo(np.int32).max
@@ -129,7 +144,7 @@ def crossings(groups, potential, thresholds):
     crossing_potential = np.where(has_crossed, potential[safe_group, neuron], 0)
     image_end = np.append(groups.image_start[1:], potential.shape[0]) - 1
     return LayerResult(crossing_step, crossing_potential.astype(np.int32),
-                       potential[image_end].astype(np.int32))
+                       potential[image_end].astype(np.int32), groups, potential)
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 import argparse
 import dataclasses
 import re
+import shlex
 
 import numpy as np
 import pytest
 
+from bs4nn.commands import train as train_command
 from bs4nn.model import data, train
 from bs4nn.model.errors import UserError
-from bs4nn.model.inference import decide, infer
-from bs4nn.model.network import Layer, Network
+from bs4nn.model.inference import decide, infer, layer_forward
+from bs4nn.model.network import NO_SPIKE, Layer, Network
 
 SMOKE = ["--train-subset", "2000", "--validation-subset", "2000", "--hidden", "100",
          "--lr", "0.01", "--batch-size", "20", "--shift", "0", "--no-progress"]
@@ -21,14 +23,14 @@ TINY = ["--train-subset", "600", "--validation-subset", "500", "--hidden", "40",
 
 def parse(argv):
     parser = argparse.ArgumentParser()
-    train.add_arguments(parser)
+    train_command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def run_training(tmp_path, name, *extra, base=SMOKE):
     out = tmp_path / f"{name}.npz"
     argv = [*base, *extra, "--out", str(out), "--run-dir", str(tmp_path / name)]
-    assert train.run(parse(argv)) == 0
+    assert train_command.run(parse(argv)) == 0
     return out
 
 
@@ -85,16 +87,14 @@ def test_dropped_hidden_spikes_reach_no_output_and_get_no_error():
     hidden, output = states
     assert 0.6 < hidden.kept.mean() < 0.8
     # The output layer saw exactly the kept spikes.
-    seen = np.where(hidden.kept, hidden.spike_times, train.NO_SPIKE)
-    expected = train._layer_forward(seen, parameters.weights[1], parameters.thresholds[1],
-                                    train.MAX_STEP)
+    seen = np.where(hidden.kept, hidden.spike_times, NO_SPIKE)
+    expected = layer_forward(seen, parameters.layer(1), is_output=True)
     np.testing.assert_array_equal(output.spike_times, expected.spike_times)
     # A neuron dropped on every image gets no gradient on its input weights.
     kept = hidden.kept.copy()
     kept[:, 0] = False
-    states = [dataclasses.replace(hidden, kept=kept), train._layer_forward(
-        np.where(kept, hidden.spike_times, train.NO_SPIKE), parameters.weights[1],
-        parameters.thresholds[1], train.MAX_STEP)]
+    states = [dataclasses.replace(hidden, kept=kept), layer_forward(
+        np.where(kept, hidden.spike_times, NO_SPIKE), parameters.layer(1), is_output=True)]
     _, weight_grads, _ = train.snapshot_gradients(parameters, states, labels, 0.25, 3.0)
     assert not np.any(weight_grads[0][0]) and np.any(weight_grads[0][1:])
 
@@ -179,10 +179,10 @@ def test_resume_continues_exactly(tmp_path):
     straight = run_training(tmp_path, "straight", "--epochs", "2", base=TINY)
     out = tmp_path / "resumed.npz"
     argv = [*TINY, "--epochs", "2", "--out", str(out), "--run-dir", str(tmp_path / "r")]
-    assert train.run(parse([*argv, "--stop-after", "1"])) == 0
+    assert train_command.run(parse([*argv, "--stop-after", "1"])) == 0
     assert not out.exists()
     assert (tmp_path / "r" / train.CHECKPOINT_NAME).exists()
-    assert train.run(parse([*argv, "--resume"])) == 0
+    assert train_command.run(parse([*argv, "--resume"])) == 0
     for name, value in layer_arrays(straight).items():
         np.testing.assert_array_equal(layer_arrays(out)[name], value)
     assert Network.load(out).metadata == Network.load(straight).metadata
@@ -201,16 +201,41 @@ def test_resume_continues_exactly(tmp_path):
     (["--firing-fraction", "1"], "--firing-fraction must lie in"),
     (["--dropout", "1"], "--dropout must lie in [0, 1)"),
     (["--dropout", "0.1", "--loss", "spike-time"], "--dropout needs --loss snapshot"),
+    (["--initial-thresholds", "-1", "15"],
+     "--initial-thresholds must be non-negative, got [-1.0, 15.0]"),
+    (["--stop-after", "0"], "--stop-after must be at least 1, got 0"),
 ])
 def test_bad_arguments(tmp_path, argv, message):
     args = parse([*argv, "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.npz")])
     with pytest.raises(UserError, match=re.escape(message)):
-        train.run(args)
+        train_command.run(args)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_library_checks_as_the_command_line_does():
+    with pytest.raises(UserError, match=r"^--epochs must be at least 1, got 0$"):
+        train.TrainConfig(epochs=0)
+    with pytest.raises(UserError, match=r"^--loss must be one of snapshot, spike-time, "):
+        train.TrainConfig(loss="snap")
+    assert train.TrainConfig(dataset="fashion-mnist").hidden == (1000,)
+
+
+@pytest.mark.parametrize("config", [
+    train.TrainConfig(),
+    train.TrainConfig(dataset="fashion-mnist", hidden=(100, 50), flip=True, dropout=0.1,
+                      calibrate_split="validation", initial_thresholds=(60.0, 15.0),
+                      surrogate=10.0, eval_train=500, train_subset=1000, lr=0.003),
+    train.TrainConfig(loss="spike-time", beta=0.5, recruit_strength=0.5, window=1.0,
+                      validation_subset=100, calibrate=0, seed=7),
+], ids=["default", "snapshot", "spike-time"])
+def test_recorded_command_reproduces_the_configuration(config):
+    words = shlex.split(config.command())
+    assert words[:2] == ["bs4nn", "train"]
+    assert train_command.config_from_args(parse(words[2:])) == config
 
 
 def test_resume_without_checkpoint(tmp_path):
     args = parse([*SMOKE, "--resume", "--run-dir", str(tmp_path / "empty"),
                   "--out", str(tmp_path / "w.npz")])
     with pytest.raises(UserError, match="no checkpoint to resume from"):
-        train.run(args)
+        train_command.run(args)

@@ -1,0 +1,1 @@
+"""The ``bs4nn`` sub-commands: argument parsing on top of the library."""
