@@ -20,10 +20,10 @@ from .pixel_input import PIXELS_PER_BEAT_CHOICES
 from .scheduler import EventScheduler
 from .top import RESULT_CREDITS, WEIGHT_STORAGE_CHOICES, Accelerator, TopLevel
 
-__all__ = ["Design", "generate", "write_design", "add_arguments", "run", "DEFAULT_WEIGHTS",
-           "LATENCY_FORMULA"]
+__all__ = ["Design", "generate", "write_design", "LATENCY_FORMULA", "LINT_WAIVERS"]
 
-DEFAULT_WEIGHTS = "weights/mnist-784-600-10.npz"
+#: Verilator waivers for the generated Verilog (``verilator --lint-only bs4nn.vlt bs4nn.v``).
+LINT_WAIVERS = Path(__file__).resolve().with_name("lint.vlt")
 
 LATENCY_FORMULA = (
     "Per image k (n_k = pixels with value >= 1, G = lane groups, D = event_to_result): "
@@ -151,29 +151,3 @@ def write_design(weights_path, out_dir, **params):
         json.dump(info, f, indent=1, sort_keys=True)
         f.write("\n")
     return verilog_path, info_path
-
-
-def add_arguments(parser):
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
-                        help=f"weights file (default {DEFAULT_WEIGHTS})")
-    parser.add_argument("--lanes", type=int, default=0,
-                        help="counters of the first hidden layer per cycle (0: all neurons)")
-    parser.add_argument("--pixels-per-beat", type=int, default=8,
-                        help="pixels per input beat (1, 2, 4, 8 or 16)")
-    parser.add_argument("--weight-storage", default="rom", choices=WEIGHT_STORAGE_CHOICES,
-                        help="rom: weights fixed at generation; ram: adds the w_axis load stream")
-    parser.add_argument("--debug-events", action="store_true",
-                        help="add the hidden spike event stream dbg_axis")
-    parser.add_argument("-o", "--out-dir", default="build", help="output folder (default build)")
-
-
-def run(args):
-    verilog_path, info_path = write_design(
-        args.weights, args.out_dir, lanes=args.lanes, pixels_per_beat=args.pixels_per_beat,
-        weight_storage=args.weight_storage, debug_events=args.debug_events)
-    info = json.loads(Path(info_path).read_text())
-    print(f"wrote {verilog_path} and {info_path} ({info['network']}, "
-          f"lanes={info['parameters']['lanes']}, "
-          f"pixels_per_beat={info['parameters']['pixels_per_beat']}, "
-          f"{info['generation_seconds']} s)")
-    return 0

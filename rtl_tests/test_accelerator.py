@@ -26,7 +26,7 @@ from bs4nn_tb import random_images as draw_images
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from bs4nn.model import packing
-from bs4nn.model.commands import write_predictions
+from bs4nn.model.evaluation import write_predictions
 from bs4nn.model.inference import infer
 
 #: (idle, backpressure) pairs: steady flow, regular and random stalls, long bursts.

@@ -1,0 +1,1 @@
+"""The bs4nn sub-commands: one module per command, each with add_arguments(parser) and run(args)."""
