@@ -1,7 +1,8 @@
 """Generate the accelerator's Verilog (``bs4nn verilog``) and describe it (``bs4nn.json``).
 
 ``generate(network, ...)`` returns a :class:`Design` (Verilog text and an ``info`` dict);
-``write_design(weights_path, out_dir, ...)`` writes ``bs4nn.v`` and ``bs4nn.json`` atomically.
+``write_design(weights_path, out_dir, ...)`` writes ``bs4nn.v``, ``bs4nn.json`` and the
+Verilator lint waivers ``bs4nn.vlt`` atomically.
 """
 
 import json
@@ -136,18 +137,21 @@ def _describe(network, accelerator, top, debug_events):
 
 
 def write_design(weights_path, out_dir, **params):
-    """Generate from a weights file; write ``out_dir/bs4nn.v`` and ``out_dir/bs4nn.json``.
+    """Generate from a weights file; write ``out_dir/bs4nn.v``, ``out_dir/bs4nn.json`` and
+    ``out_dir/bs4nn.vlt`` (the lint waivers, :data:`LINT_WAIVERS`).
 
-    Returns the two paths. Both files are written atomically.
+    Returns the three paths. Every file is written atomically.
     """
     network = Network.load(weights_path)
     design = generate(network, **params)
     out_dir = Path(out_dir)
-    verilog_path, info_path = out_dir / "bs4nn.v", out_dir / "bs4nn.json"
+    paths = out_dir / "bs4nn.v", out_dir / "bs4nn.json", out_dir / "bs4nn.vlt"
     info = dict(design.info, weights=str(weights_path))
-    with atomic_write(verilog_path, "w") as f:
+    with atomic_write(paths[0], "w") as f:
         f.write(design.verilog)
-    with atomic_write(info_path, "w") as f:
+    with atomic_write(paths[1], "w") as f:
         json.dump(info, f, indent=1, sort_keys=True)
         f.write("\n")
-    return verilog_path, info_path
+    with atomic_write(paths[2], "w") as f:
+        f.write(LINT_WAIVERS.read_text())
+    return paths

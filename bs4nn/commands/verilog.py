@@ -1,4 +1,4 @@
-"""``bs4nn verilog``: generate the accelerator's Verilog and its description."""
+"""``bs4nn verilog``: generate the accelerator's Verilog, its description and lint waivers."""
 
 import json
 
@@ -24,11 +24,11 @@ def add_arguments(parser):
 
 
 def run(args):
-    verilog_path, info_path = write_design(
+    verilog_path, info_path, waivers_path = write_design(
         args.weights, args.out_dir, lanes=args.lanes, pixels_per_beat=args.pixels_per_beat,
         weight_storage=args.weight_storage, debug_events=args.debug_events)
     info = json.loads(info_path.read_text())
-    print(f"wrote {verilog_path} and {info_path} ({info['network']}, "
+    print(f"wrote {verilog_path}, {info_path} and {waivers_path} ({info['network']}, "
           f"lanes={info['parameters']['lanes']}, "
           f"pixels_per_beat={info['parameters']['pixels_per_beat']}, "
           f"{info['generation_seconds']} s)")
