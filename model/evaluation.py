@@ -40,7 +40,8 @@ def trained_elsewhere(network, weights, dataset):
 
 
 def summarize(result, labels):
-    """The one-line summary used by evaluate, training and the simulation runner."""
+    """The one-line summary of an evaluation (``bs4nn evaluate``): strict and lenient accuracy,
+    mean decision step, images with no output spike."""
     return (f"strict accuracy {result.strict_accuracy(labels):.4f} "
             f"(lenient, paper-style {result.lenient_accuracy(labels):.4f}), "
             f"mean decision step {np.mean(result.decision_step):.1f}, "

@@ -157,7 +157,8 @@ FIGURE_NAMES = {
     "cycles_per_image_p99": "RTL cycles per image: p99",
     "latency_cycles_mean": "latency of one image alone (cycles, mean)",
     "training_seconds_per_mnist_epoch": "training, one MNIST epoch (s)",
-    "seconds_for_a_one_epoch_mnist_training_run": "a whole one-epoch MNIST training run (s)",
+    "seconds_for_a_one_epoch_mnist_training_run":
+        "one-epoch MNIST training with data loading, validation and test (s)",
     "rtl_check": "RTL under Verilator",
     "fmax_mhz": "Fmax after place and route (MHz)",
     "lut4": "ECP5 LUT4 (Yosys)",
