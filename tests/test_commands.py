@@ -122,13 +122,14 @@ def test_raster_png(weights, tmp_path):
 
 def test_every_command_has_a_module_and_help(capsys):
     import importlib
+    import importlib.util
 
     assert main(["--help"]) == 0
     usage = capsys.readouterr().out
     for name, (module_name, description) in COMMANDS.items():
         assert f"  {name:17} {description}" in usage
-        if name == "train":  # bs4nn.commands.train arrives with the trainer's own change
-            continue
+        if name == "train" and importlib.util.find_spec(module_name) is None:
+            continue  # bs4nn.commands.train arrives with the trainer's own change
         module = importlib.import_module(module_name)
         assert callable(module.add_arguments) and callable(module.run)
         with pytest.raises(SystemExit) as exit_status:
