@@ -12,7 +12,7 @@ One block per file, each a ``wiring.Component`` joined by ``lib.stream`` interfa
 ``weight_loader.WeightLoader``  run-time weights (``weight_storage="ram"``)
 ``debug_events.DebugEvents``    the optional stream of hidden spike events
 ``top.Accelerator``/``TopLevel``  the blocks wired together; the flat AXI-stream module ``bs4nn``
-``build``                       ``generate``, ``write_design`` and ``bs4nn verilog``
+``build``                       ``generate`` and ``write_design`` (``bs4nn verilog``)
 ``simulation``                  the amaranth.sim harness shared by the tests
 
 The exact schedule (which cycle each result leaves) is modelled by ``bs4nn.sim.cycle_model``

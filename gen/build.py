@@ -1,7 +1,8 @@
 """Generate the accelerator's Verilog (``bs4nn verilog``) and describe it (``bs4nn.json``).
 
 ``generate(network, ...)`` returns a :class:`Design` (Verilog text and an ``info`` dict);
-``write_design(weights_path, out_dir, ...)`` writes ``bs4nn.v`` and ``bs4nn.json`` atomically.
+``write_design(weights_path, out_dir, ...)`` writes ``bs4nn.v``, ``bs4nn.json`` and the
+Verilator lint waivers ``bs4nn.vlt`` atomically.
 """
 
 import json
@@ -16,11 +17,12 @@ from amaranth.lib import wiring
 from ..model import packing
 from ..model.network import Network, atomic_write
 from .schedule import Schedule
-from .top import WEIGHT_STORAGE_CHOICES, Accelerator, TopLevel, check_parameters
+from .top import Accelerator, TopLevel, check_parameters
 
-__all__ = ["Design", "generate", "write_design", "add_arguments", "run", "DEFAULT_WEIGHTS"]
+__all__ = ["Design", "generate", "write_design", "LINT_WAIVERS"]
 
-DEFAULT_WEIGHTS = "weights/mnist-784-600-10.npz"
+#: Verilator waivers for the generated Verilog (``verilator --lint-only bs4nn.vlt bs4nn.v``).
+LINT_WAIVERS = Path(__file__).resolve().with_name("lint.vlt")
 
 
 @dataclass(frozen=True)
@@ -89,44 +91,21 @@ def _describe(network, accelerator, top, debug_events):
 
 
 def write_design(weights_path, out_dir, **params):
-    """Generate from a weights file; write ``out_dir/bs4nn.v`` and ``out_dir/bs4nn.json``.
+    """Generate from a weights file; write ``out_dir/bs4nn.v``, ``out_dir/bs4nn.json`` and
+    ``out_dir/bs4nn.vlt`` (the lint waivers, :data:`LINT_WAIVERS`).
 
-    Returns the two paths. Both files are written atomically.
+    Returns the three paths. Every file is written atomically.
     """
     network = Network.load(weights_path)
     design = generate(network, **params)
     out_dir = Path(out_dir)
-    verilog_path, info_path = out_dir / "bs4nn.v", out_dir / "bs4nn.json"
+    paths = out_dir / "bs4nn.v", out_dir / "bs4nn.json", out_dir / "bs4nn.vlt"
     info = dict(design.info, weights=str(weights_path))
-    with atomic_write(verilog_path, "w") as f:
+    with atomic_write(paths[0], "w") as f:
         f.write(design.verilog)
-    with atomic_write(info_path, "w") as f:
+    with atomic_write(paths[1], "w") as f:
         json.dump(info, f, indent=1, sort_keys=True)
         f.write("\n")
-    return verilog_path, info_path
-
-
-def add_arguments(parser):
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
-                        help=f"weights file (default {DEFAULT_WEIGHTS})")
-    parser.add_argument("--lanes", type=int, default=0,
-                        help="counters of the first hidden layer per cycle (0: all neurons)")
-    parser.add_argument("--pixels-per-beat", type=int, default=8,
-                        help="pixels per input beat (1, 2, 4, 8 or 16)")
-    parser.add_argument("--weight-storage", default="rom", choices=WEIGHT_STORAGE_CHOICES,
-                        help="rom: weights fixed at generation; ram: adds the w_axis load stream")
-    parser.add_argument("--debug-events", action="store_true",
-                        help="add the hidden spike event stream dbg_axis")
-    parser.add_argument("-o", "--out-dir", default="build", help="output folder (default build)")
-
-
-def run(args):
-    verilog_path, info_path = write_design(
-        args.weights, args.out_dir, lanes=args.lanes, pixels_per_beat=args.pixels_per_beat,
-        weight_storage=args.weight_storage, debug_events=args.debug_events)
-    info = json.loads(Path(info_path).read_text())
-    print(f"wrote {verilog_path} and {info_path} ({info['network']}, "
-          f"lanes={info['parameters']['lanes']}, "
-          f"pixels_per_beat={info['parameters']['pixels_per_beat']}, "
-          f"{info['generation_seconds']} s)")
-    return 0
+    with atomic_write(paths[2], "w") as f:
+        f.write(LINT_WAIVERS.read_text())
+    return paths

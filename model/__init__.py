@@ -1,1 +1,2 @@
-"""Golden model: data, network file format, bit packing, exact inference, training."""
+"""Golden model: data, network file format, bit packing, exact inference, evaluation, ROM
+export, reference import, rasters, training."""

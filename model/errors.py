@@ -1,7 +1,11 @@
-"""The one exception type for user errors (bad files, bad parameters)."""
+"""The one exception type for bad input the user can fix (bad files, bad parameters)."""
 
 __all__ = ["UserError"]
 
 
 class UserError(ValueError):
-    """A problem with the user's input: printed as one line, exit status non-zero, no traceback."""
+    """Bad input the user can fix: a file or a parameter, named in the message.
+
+    A ``ValueError``, so that library callers can catch it as one; the ``bs4nn`` command line
+    prints it as one line (``bs4nn NAME: error: ...``) and exits with status 1, no traceback.
+    """

@@ -10,18 +10,21 @@ File layout (format version 1):
 ``metadata``            0-d unicode array holding a JSON object (dataset, accuracies, command, seed)
 """
 
+import importlib.resources
 import json
 import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from . import packing
 from .errors import UserError
 
-__all__ = ["Layer", "Network", "FORMAT_VERSION", "MAX_STEP", "NO_SPIKE", "atomic_write"]
+__all__ = ["Layer", "Network", "FORMAT_VERSION", "MAX_STEP", "NO_SPIKE", "SHIPPED_WEIGHTS",
+           "DEFAULT_WEIGHTS", "atomic_write"]
 
 FORMAT_VERSION = 1
 #: Last time step; steps run 0..MAX_STEP.
@@ -30,6 +33,15 @@ MAX_STEP = 255
 NO_SPIKE = MAX_STEP + 1
 #: Inputs per layer, so that every potential fits in int16.
 MAX_INPUTS = 2**15 - 1
+#: The shipped trained networks by dataset: package data of ``bs4nn.weights`` (the repository's
+#: ``weights/`` folder), so they are found from any folder and after ``pip install .``.
+SHIPPED_WEIGHTS = {dataset: Path(importlib.resources.files("bs4nn.weights")) / name
+                   for dataset, name in (("mnist", "mnist-784-600-10.npz"),
+                                         ("fashion-mnist", "fashion-mnist-784-1000-10.npz"))}
+#: The default network of every command: the shipped MNIST one.
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS["mnist"]
+#: How every zip archive (an ``.npz`` is one) begins.
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -132,14 +144,22 @@ class Network:
         """Read and validate a weights file; any problem raises :class:`UserError` naming it."""
         path = os.fspath(path)
         try:
-            with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
+            with open(path, "rb") as f:
+                # np.load takes anything that is neither .npy nor zip for a pickle.
+                is_zip = f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+                if is_zip:
+                    f.seek(0)
+                    with np.load(f, allow_pickle=False) as archive:
+                        arrays = {name: archive[name] for name in archive.files}
         except FileNotFoundError:
             raise UserError(f"{path}: no such weights file") from None
         except IsADirectoryError:
             raise UserError(f"{path}: is a directory, not a weights file") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise UserError(f"{path}: not a readable weights file ({error})") from None
+        if not is_zip:
+            raise UserError(f"{path}: not a readable weights file (not a zip archive, as an "
+                            f".npz file is)")
         try:
             return cls._from_arrays(arrays)
         except UserError as error:

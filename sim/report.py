@@ -1,25 +1,21 @@
-"""``bs4nn report``: synthesis and place-and-route figures for several configurations.
+"""Synthesis and place-and-route figures for several configurations (``bs4nn report``).
 
 For each (LANES, PIXELS_PER_BEAT) the design is generated from the weights file, synthesized
 with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with nextpnr on the
 LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no timing), and combined
-with the cycle model's cycles per image on the MNIST test set. Writes ``report.md``,
-``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
+with the cycle model's cycles per image on the MNIST test set. :func:`write_report` writes
+``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
 """
 
 import concurrent.futures
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bs4nn.model import data
-from bs4nn.model.commands import DEFAULT_WEIGHTS
-from bs4nn.model.errors import UserError
-from bs4nn.model.network import Network, atomic_write
+from bs4nn.model.network import atomic_write
 
 from . import implement
 
@@ -33,20 +29,19 @@ COLUMNS = [
 ]
 
 
-def add_arguments(parser):
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS)
-    parser.add_argument("--lanes", type=int, nargs="+", default=[16, 64, 150, 600],
-                        help="each at the first --pixels-per-beat")
-    # 16 pixels per beat at LANES=600 is left out of the default: nextpnr's router2 did not
-    # converge on it (congestion) in over 40 minutes.
-    parser.add_argument("--pixels-per-beat", type=int, nargs="+", default=[8, 4],
-                        help="each at the last --lanes")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="configurations implemented at once (default: one per CPU)")
-    parser.add_argument("--no-xilinx", action="store_true", help="skip synth_xilinx")
-    parser.add_argument("--frequency", type=float, default=125,
-                        help="nextpnr target frequency in MHz (default 125)")
-    parser.add_argument("-o", "--out-dir", default="build/report")
+#: LANES of the default report, each at the first of :data:`PIXELS_PER_BEAT`.
+LANES = (16, 64, 150, 600)
+#: Pixels per beat of the default report, each at the last of :data:`LANES`. 16 pixels per
+#: beat at LANES=600 is left out: nextpnr's router2 did not converge on it (congestion) in over
+#: 40 minutes.
+PIXELS_PER_BEAT = (8, 4)
+
+
+def configurations(lanes, pixels_per_beat):
+    """``(lanes, pixels_per_beat)`` pairs: every LANES at the first pixels per beat, then
+    every pixels per beat at the last LANES, without repeats."""
+    return list(dict.fromkeys([(n, pixels_per_beat[0]) for n in lanes]
+                              + [(lanes[-1], ppb) for ppb in pixels_per_beat]))
 
 
 def cycles_per_image(network, lanes, pixels_per_beat, images):
@@ -130,32 +125,19 @@ def plot_cycles_vs_lanes(network, images, path, lanes_list):
     plt.close(figure)
 
 
-def run(args):
-    network = Network.load(args.weights)
-    images, _ = data.load("mnist", "test")
-    if network.n_inputs != images.shape[1]:
-        raise UserError(f"{args.weights}: takes {network.n_inputs} inputs, MNIST has 784")
-    out_dir = Path(args.out_dir)
-    # Checked before any tool starts (a worker's error would wait for the others to finish).
-    from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+def write_report(network, images, out_dir, configurations, *, jobs, xilinx=True, frequency=125,
+                 weights_name=""):
+    """Implement each ``(lanes, pixels_per_beat)`` of ``configurations``, ``jobs`` at a time,
+    and write ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` into ``out_dir``.
 
-    n_hidden = network.layers[0].n_out
-    for lanes in args.lanes:
-        if not 1 <= lanes <= n_hidden:
-            raise UserError(f"--lanes: each must be between 1 and {n_hidden}, got {lanes}")
-    for ppb in args.pixels_per_beat:
-        if ppb not in PIXELS_PER_BEAT_CHOICES:
-            raise UserError(f"--pixels-per-beat: each must be one of "
-                            f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {ppb}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-    configurations = list(dict.fromkeys(
-        [(lanes, args.pixels_per_beat[0]) for lanes in args.lanes]
-        + [(args.lanes[-1], ppb) for ppb in args.pixels_per_beat]))
-    with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(configurations))) as pool:
+    ``images``: uint8 ``(n, n_in)``, the images the cycles per image are taken over (the MNIST
+    test set). Returns the rows, one dict per configuration.
+    """
+    out_dir = Path(out_dir)
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(configurations))) as pool:
         futures = {pool.submit(implement_configuration, network, lanes, ppb,
-                               out_dir / f"lanes{lanes}_ppb{ppb}", not args.no_xilinx,
-                               args.frequency): (lanes, ppb) for lanes, ppb in configurations}
+                               out_dir / f"lanes{lanes}_ppb{ppb}", xilinx,
+                               frequency): (lanes, ppb) for lanes, ppb in configurations}
         done = {}
         for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
                            desc="report", unit="config"):
@@ -175,18 +157,15 @@ def run(args):
         rows.append(row)
         tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
     plot_cycles_vs_lanes(network, images, out_dir / "cycles_vs_lanes.png",
-                         [1, 4, 16, 64, 150, 300] + list(args.lanes))
-    header = (f"Implementation of `{args.weights}` ({network.describe()}): Yosys `synth_ecp5` + "
-              f"nextpnr-ecp5 on the LFE5U-85F (CABGA381, target {args.frequency:.0f} MHz); "
+                         [1, 4, 16, 64, 150, 300] + [lanes for lanes, _ in configurations])
+    header = (f"Implementation of `{weights_name}` ({network.describe()}): Yosys `synth_ecp5` + "
+              f"nextpnr-ecp5 on the LFE5U-85F (CABGA381, target {frequency:.0f} MHz); "
               "Xilinx 7-series counts from `synth_xilinx` (synthesis only, no timing). "
               "Cycles per image: cycle model over the 10,000 MNIST test images streamed back "
               "to back.\n")
     with atomic_write(out_dir / "report.md", "w") as f:
         f.write(header + "\n" + markdown_table(rows) + "\n")
     with atomic_write(out_dir / "report.json", "w") as f:
-        json.dump({"weights": args.weights, "device": "LFE5U-85F CABGA381", "rows": rows}, f,
-                  indent=2)
-    print(markdown_table(rows))
-    print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, "
-          f"{out_dir / 'cycles_vs_lanes.png'}")
-    return 0
+        json.dump({"weights": str(weights_name), "device": "LFE5U-85F CABGA381", "rows": rows},
+                  f, indent=2)
+    return rows

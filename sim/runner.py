@@ -1,4 +1,4 @@
-"""``bs4nn sim``: generate the accelerator, build it with a simulator and run a cocotb testbench.
+"""The simulation runner behind ``bs4nn sim``: generate the accelerator, build it, run a testbench.
 
 Each configuration (network, simulator, LANES, PIXELS_PER_BEAT, weight storage, debug events,
 waves) gets its own folder ``build/sim/<config>/`` holding the generated ``bs4nn.v``, the
@@ -11,14 +11,12 @@ The testbenches (``rtl_tests/``) read their parameters from ``BS4NN_*`` environm
 set here through the runner's ``extra_env``.
 """
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import re
-import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -26,12 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..gen.build import LINT_WAIVERS, generate
+from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
 from ..model.errors import UserError
 from ..model.network import Layer, Network
 from . import toolchain
 
 __all__ = ["TESTS", "SimTest", "SimConfig", "Build", "Outcome", "random_network", "prepare_build",
-           "run_test", "add_arguments", "run", "REPO", "TESTBENCH_DIR", "BUILD_ROOT"]
+           "run_test", "run_random_networks", "failure_excerpt", "REPO", "TESTBENCH_DIR",
+           "BUILD_ROOT"]
 
 REPO = Path(__file__).resolve().parents[1]
 TESTBENCH_DIR = REPO / "rtl_tests"
@@ -193,22 +194,12 @@ def _locked(directory):
 
 def _generate(network, config):
     try:
-        from ..gen.build import generate
-    except ImportError as error:
-        raise UserError(f"the generator is not available ({error})") from None
-    try:
         return generate(network, lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
                         weight_storage=config.weight_storage, debug_events=config.debug_events)
+    except UserError:
+        raise
     except (TypeError, ValueError) as error:
         raise UserError(f"cannot generate this configuration: {error}") from None
-
-
-def _lint_waivers():
-    """The generator's Verilator waivers (``gen/lint.vlt``), when it ships them."""
-    from .. import gen
-
-    path = Path(gen.__file__).resolve().parent / "lint.vlt"
-    return [path] if path.is_file() else []
 
 
 def _build_simulator(directory, config, verilog_path, log):
@@ -216,7 +207,7 @@ def _build_simulator(directory, config, verilog_path, log):
 
     runner = get_runner(config.simulator)
     args = VERILATOR_ARGS if config.simulator == "verilator" else ICARUS_ARGS
-    sources = (_lint_waivers() if config.simulator == "verilator" else []) + [verilog_path]
+    sources = ([LINT_WAIVERS] if config.simulator == "verilator" else []) + [verilog_path]
     stamp_path = directory / "build.stamp"
     stamp = hashlib.sha256(json.dumps({
         "sources": [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources],
@@ -418,14 +409,6 @@ def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=N
 SWEEP_LANES = (0, 1, 2, 3, 4, 8)
 
 
-def _pixels_per_beat_choices():
-    try:
-        from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
-    except ImportError:
-        return (1, 2, 4, 8)
-    return tuple(PIXELS_PER_BEAT_CHOICES)
-
-
 def draw_sweep_case(rng):
     """Sizes and generator parameters of one random-network case."""
     n_hidden = int(rng.integers(1, 3, endpoint=True))
@@ -433,7 +416,7 @@ def draw_sweep_case(rng):
     sizes += [int(rng.integers(4, 32, endpoint=True)) for _ in range(n_hidden)]
     sizes += [int(rng.integers(2, 10, endpoint=True))]
     lanes = min(int(rng.choice(SWEEP_LANES)), sizes[1])
-    pixels_per_beat = int(rng.choice(_pixels_per_beat_choices()))
+    pixels_per_beat = int(rng.choice(PIXELS_PER_BEAT_CHOICES))
     return sizes, lanes, pixels_per_beat
 
 
@@ -457,54 +440,7 @@ def run_random_networks(count, seed, *, simulator, n, build_root=BUILD_ROOT, log
     return outcomes
 
 
-# --- command line -------------------------------------------------------------------------------
-
-def add_arguments(parser):
-    listing = "; ".join(f"{name}: {test.description}" for name, test in TESTS.items())
-    parser.add_argument("test", metavar="TEST", help=f"the testbench to run ({listing})")
-    parser.add_argument("--n", type=int, default=None,
-                        help="images (mnist_inference: 200; others: their own default); "
-                             "random_networks: images per network")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="random seed (images, stalls, networks); printed when drawn")
-    parser.add_argument("--waves", action="store_true", help="record waves (VCD/FST)")
-    parser.add_argument("--simulator", default="verilator", choices=toolchain.SIMULATORS)
-    parser.add_argument("--weights", default=None,
-                        help="weights file (.npz), or 'random' for a small random network "
-                             f"({'-'.join(map(str, SMALL_SIZES))}); default: "
-                             "weights/mnist-784-600-10.npz for mnist_inference, 'random' "
-                             "otherwise")
-    parser.add_argument("--lanes", type=int, default=0,
-                        help="counters of the first hidden layer (0: one per neuron)")
-    parser.add_argument("--pixels-per-beat", type=int, default=8)
-    parser.add_argument("--predictions", default=None,
-                        help="mnist_inference: write index,label,predicted,decision_step,fired")
-    parser.add_argument("--networks", type=int, default=4,
-                        help="random_networks: how many networks to draw")
-    parser.add_argument("--quick-build", action="store_true",
-                        help="Verilator: compile the model without C++ optimisation (about half "
-                             "the build time, about half the simulation speed)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show the simulator's output (otherwise it goes to sim.log)")
-    parser.add_argument("--build-dir", default=str(BUILD_ROOT), help=argparse.SUPPRESS)
-
-
-def _load_network(args, test, rng):
-    weights = args.weights
-    if weights is None:
-        weights = "weights/mnist-784-600-10.npz" if test.needs_mnist else "random"
-    if weights == "random":
-        if test.needs_mnist:
-            raise UserError("mnist_inference needs a 784-input weights file, not 'random'")
-        return random_network(rng, SMALL_SIZES), None
-    network = Network.load(weights)
-    if test.needs_mnist and network.n_inputs != 784:
-        raise UserError(f"{weights}: mnist_inference needs 784 inputs, the network has "
-                        f"{network.n_inputs}")
-    return network, weights
-
-
-def _failure_excerpt(log_path, limit=12):
+def failure_excerpt(log_path, limit=12):
     """The first error messages and the failed tests of a simulator log (quiet runs)."""
     if not log_path.is_file():
         return f"(no log at {log_path})"
@@ -512,63 +448,3 @@ def _failure_excerpt(log_path, limit=12):
     errors = [line for line in lines if " ERROR " in line or "Error:" in line]
     failed = [line for line in lines if line.lstrip().startswith("**") and " FAIL " in line]
     return "\n".join(errors[:limit] + failed + [f"(full log: {log_path})"])
-
-
-def _describe(name, outcome):
-    lines = outcome.summary.get("lines")
-    if lines:
-        return "\n".join(lines)
-    return f"{name}: {outcome.tests - outcome.failed}/{outcome.tests} cocotb tests passed"
-
-
-def run(args):
-    if args.test not in TESTS:
-        raise UserError(f"unknown test {args.test!r} (choose from {', '.join(TESTS)})")
-    for option, least in {"n": 1, "networks": 1, "lanes": 0, "pixels_per_beat": 1}.items():
-        value = getattr(args, option)
-        if value is not None and value < least:
-            raise UserError(f"--{option.replace('_', '-')} must be at least {least}, got {value}")
-    if args.predictions is not None and args.test != "mnist_inference":
-        raise UserError("--predictions applies to mnist_inference only")
-    test = TESTS[args.test]
-    seed = args.seed if args.seed is not None else secrets.randbelow(1 << 31)
-    print(f"bs4nn sim {args.test}: seed {seed} (rerun with --seed {seed})", flush=True)
-
-    if args.test == "random_networks":
-        if args.waves:
-            raise UserError("--waves is not offered for random_networks (run a single case)")
-        outcomes = run_random_networks(args.networks, seed, simulator=args.simulator,
-                                       n=args.n, build_root=args.build_dir)
-        failed = [o for o in outcomes if not o.passed]
-        for outcome in outcomes:
-            print(f"{outcome.directory.parent.name}:")
-            for line in _describe("random_images", outcome).splitlines():
-                print(f"  {line}")
-        print(f"random_networks: {len(outcomes) - len(failed)}/{len(outcomes)} networks passed")
-        for outcome in failed:
-            print(_failure_excerpt(outcome.directory / "sim.log"))
-        return 1 if failed else 0
-
-    rng = np.random.default_rng(seed)
-    network, weights = _load_network(args, test, rng)
-    config = SimConfig(simulator=args.simulator, lanes=args.lanes,
-                       pixels_per_beat=args.pixels_per_beat,
-                       weight_storage=test.weight_storage or "rom",
-                       debug_events=test.debug_events, waves=args.waves,
-                       quick_build=args.quick_build)
-    build = prepare_build(network, config, weights=weights, build_root=args.build_dir)
-    started = time.monotonic()
-    outcome = run_test(build, args.test, seed=seed, n=args.n, predictions=args.predictions,
-                       quiet=not args.verbose)
-    elapsed = time.monotonic() - started
-    print(_describe(args.test, outcome))
-    if not outcome.passed and not args.verbose:
-        print(_failure_excerpt(outcome.directory / "sim.log"))
-    print(f"bs4nn sim {args.test}: {'PASS' if outcome.passed else 'FAIL'} in {elapsed:.1f} s "
-          f"({outcome.directory})")
-    if outcome.waves is not None:
-        print(f"waves: {outcome.waves}")
-    if args.predictions is not None and outcome.passed:
-        print(f"predictions: {args.predictions}")
-    return 0 if outcome.passed else 1
-

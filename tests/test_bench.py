@@ -54,3 +54,37 @@ def test_a_report_without_the_configuration_leaves_the_hardware_columns_empty():
     rows = bench.comparison_rows(figures, accuracy, 600, 8)
     assert rows[0]["accuracy"] == "97.00% strict (97.10% lenient)"
     assert rows[0]["images_per_s"] is None and rows[0]["luts"] is None
+
+
+def test_the_training_figure_comes_from_the_trainer_library(monkeypatch):
+    from bs4nn.model import train
+
+    calls = []
+
+    def fake_train(config, run_dir, **kwargs):
+        calls.append(config)
+        return "network", [{"train_seconds": 12.5}], {}
+
+    monkeypatch.setattr(train, "train", fake_train)
+    monkeypatch.setattr(train, "evaluate", lambda network, images, labels: None)
+    epoch, whole = bench.training_seconds_per_epoch()
+    assert epoch == 12.5 and whole >= 0
+    (config,) = calls
+    assert (config.dataset, config.epochs, config.lr, config.threshold_lr, config.shift,
+            config.calibrate) == ("mnist", 1, 0.003, 0.0, 1, 0)
+
+
+def test_the_rtl_check_runs_the_testbench_through_the_runner(monkeypatch):
+    from bs4nn.sim import runner
+
+    calls = {}
+
+    def fake_run_test(build, name, **kwargs):
+        calls.update(kwargs, name=name, build=build)
+        return runner.Outcome(name, 1, 0, build, {})
+
+    monkeypatch.setattr(runner, "prepare_build", lambda network, config, **kwargs: config)
+    monkeypatch.setattr(runner, "run_test", fake_run_test)
+    assert bench.rtl_check("network", 20, 0, 4) == "20/20 RTL == model and cycle model"
+    assert calls["name"] == "mnist_inference" and calls["n"] == 20
+    assert calls["build"] == runner.SimConfig(lanes=0, pixels_per_beat=4)

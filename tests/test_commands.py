@@ -1,4 +1,4 @@
-"""The model's command line: evaluate, export, import-reference, raster and bad input."""
+"""The command line: evaluate, export, import-reference, raster, sim's checks and bad input."""
 
 import subprocess
 import sys
@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from bs4nn.cli import main
+from bs4nn.cli import COMMANDS, main
 from bs4nn.model import packing
-from bs4nn.model.network import Layer, Network
+from bs4nn.model.network import DEFAULT_WEIGHTS, Layer, Network
 
 
 @pytest.fixture
@@ -77,7 +77,8 @@ def test_export_writes_rom_layout(weights, tmp_path):
 def test_export_rejects_bad_lanes(weights, tmp_path, capsys):
     assert main(["export", "--weights", str(weights), "--lanes", "21", "-o",
                  str(tmp_path)]) == 1
-    assert "--lanes must be between 1 and 20" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == ("bs4nn export: error: lanes must be between 1 "
+                                               "and 20 (0 means all), got 21")
 
 
 def test_import_reference(tmp_path, capsys):
@@ -117,3 +118,72 @@ def test_raster_png(weights, tmp_path):
     out = tmp_path / "raster.png"
     assert main(["raster", "--weights", str(weights), "--index", "3", "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_command_has_a_module_and_help(capsys):
+    import importlib
+    import importlib.util
+
+    assert main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    for name, (module_name, description) in COMMANDS.items():
+        assert f"  {name:17} {description}" in usage
+        if name == "train" and importlib.util.find_spec(module_name) is None:
+            continue  # bs4nn.commands.train arrives with the trainer's own change
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run)
+        with pytest.raises(SystemExit) as exit_status:
+            main([name, "--help"])
+        assert exit_status.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: bs4nn {name}")
+
+
+def test_the_shipped_weights_are_found_from_any_folder(tmp_path, monkeypatch, capsys):
+    assert DEFAULT_WEIGHTS.is_absolute() and DEFAULT_WEIGHTS.is_file()
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--limit", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{DEFAULT_WEIGHTS} (784-600-10) on mnist test: strict accuracy")
+
+
+def test_another_dataset_gets_one_warning(tmp_path, capsys):
+    path = tmp_path / "fashion.npz"
+    rng = np.random.default_rng(2)
+    Network((Layer(rng.choice([-1, 1], (12, 784)), np.full(12, 9)),
+             Layer(rng.choice([-1, 1], (10, 12)), np.full(10, 2))),
+            {"dataset": "fashion-mnist"}).save(path)
+    assert main(["evaluate", "--weights", str(path), "--limit", "10"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"bs4nn evaluate: warning: {path} was trained on fashion-mnist, "
+                            f"not mnist\n")
+    assert "strict accuracy" in captured.out
+
+
+def test_same_dataset_gets_no_warning(weights, capsys):
+    assert main(["evaluate", "--weights", str(weights), "--limit", "10"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_text_file_named_npz_is_not_called_pickled(tmp_path, capsys):
+    text = tmp_path / "notes.npz"
+    text.write_text("these are not weights\n")
+    assert main(["evaluate", "--weights", str(text)]) == 1
+    assert capsys.readouterr().err == (f"bs4nn evaluate: error: {text}: not a readable weights "
+                                       f"file (not a zip archive, as an .npz file is)\n")
+
+
+def test_sim_refuses_unknown_tests_before_building(capsys):
+    assert main(["sim", "mnist"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("bs4nn sim: error: unknown test 'mnist' (choose from "
+                                   "mnist_inference, ")
+
+
+def test_sim_checks_n_against_the_test_set_before_building(tmp_path, capsys):
+    assert main(["sim", "mnist_inference", "--n", "20000", "--build-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("bs4nn sim: error: --n 20000: the mnist test set has 10000 "
+                            "images\n")
+    assert list(tmp_path.iterdir()) == []

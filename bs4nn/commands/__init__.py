@@ -1,1 +1,1 @@
-"""The ``bs4nn`` sub-commands: argument parsing on top of the library."""
+"""The bs4nn sub-commands: one module per command, each with add_arguments(parser) and run(args)."""

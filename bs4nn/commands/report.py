@@ -1,0 +1,49 @@
+"""``bs4nn report``: synthesis and place-and-route figures for several configurations."""
+
+import os
+from pathlib import Path
+
+from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+from bs4nn.model.errors import UserError
+from bs4nn.model.evaluation import load_matching
+from bs4nn.sim import report
+
+from .options import add_weights_argument
+
+
+def add_arguments(parser):
+    add_weights_argument(parser)
+    parser.add_argument("--lanes", type=int, nargs="+", default=list(report.LANES),
+                        help="each at the first --pixels-per-beat")
+    parser.add_argument("--pixels-per-beat", type=int, nargs="+",
+                        default=list(report.PIXELS_PER_BEAT), help="each at the last --lanes")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="configurations implemented at once (default: one per CPU)")
+    parser.add_argument("--no-xilinx", action="store_true", help="skip synth_xilinx")
+    parser.add_argument("--frequency", type=float, default=125,
+                        help="nextpnr target frequency in MHz (default 125)")
+    parser.add_argument("-o", "--out-dir", default="build/report")
+
+
+def run(args):
+    network, images, _ = load_matching(args.weights, "mnist", "test")
+    # Checked before any tool starts (a worker's error would wait for the others to finish).
+    n_hidden = network.layers[0].n_out
+    for lanes in args.lanes:
+        if not 1 <= lanes <= n_hidden:
+            raise UserError(f"--lanes: each must be between 1 and {n_hidden}, got {lanes}")
+    for ppb in args.pixels_per_beat:
+        if ppb not in PIXELS_PER_BEAT_CHOICES:
+            raise UserError(f"--pixels-per-beat: each must be one of "
+                            f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {ppb}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    configurations = report.configurations(args.lanes, args.pixels_per_beat)
+    rows = report.write_report(network, images, args.out_dir, configurations, jobs=args.jobs,
+                               xilinx=not args.no_xilinx, frequency=args.frequency,
+                               weights_name=args.weights)
+    print(report.markdown_table(rows))
+    out_dir = Path(args.out_dir)
+    print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, "
+          f"{out_dir / 'cycles_vs_lanes.png'}")
+    return 0
