@@ -15,6 +15,7 @@ from bs4nn.model.errors import UserError
 from bs4nn.model.inference import infer
 from bs4nn.model.network import NO_SPIKE
 from bs4nn.sim import runner, toolchain
+from bs4nn.sim.stimulus import random_network
 
 LOG = logging.getLogger("test_testbench")
 
@@ -59,7 +60,7 @@ def _events_of(network, inference, images_positions):
 @pytest.fixture(scope="module")
 def spiking():
     rng = np.random.default_rng(7)
-    network = runner.random_network(rng, (20, 12, 8, 4))
+    network = random_network(rng, (20, 12, 8, 4))
     images = rng.integers(0, 256, (3, 20), dtype=np.uint8)
     inference = infer(network, images)
     assert sum(int((t[:, :] < NO_SPIKE).sum()) for t in inference.spike_times[:-1]) > 10
