@@ -9,9 +9,9 @@ import pytest
 
 from bs4nn.cli import main
 from bs4nn.gen.build import generate, write_design
-from bs4nn.gen.simulation import random_network
 from bs4nn.model import packing
 from bs4nn.model.errors import UserError
+from bs4nn.sim.stimulus import random_network
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from bs4nn.gen.simulation import random_network
 from bs4nn.sim import implement, report
+from bs4nn.sim.stimulus import random_network
 
 
 def test_weight_block_rams_are_counted_by_memory_name(tmp_path):
