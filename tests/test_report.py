@@ -32,6 +32,7 @@ def test_markdown_table_has_a_column_per_figure_present():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("tools")
 def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkeypatch):
     seed = 5
