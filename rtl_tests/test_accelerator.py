@@ -298,10 +298,8 @@ def _small_network(sizes=(40, 24, 10)):
 
 
 def _run(network, config, name, weights=None, **kwargs):
-    from bs4nn.sim import runner, toolchain
+    from bs4nn.sim import runner
 
-    if not toolchain.available(config.simulator):
-        pytest.skip(f"{config.simulator} is not available")
     build = runner.prepare_build(network, config, weights=weights,
                                  build_root=runner.REPO / "build" / "sim", log=lambda _: None)
     outcome = runner.run_test(build, name, seed=SEED, quiet=True, **kwargs)
@@ -313,50 +311,53 @@ def _run(network, config, name, weights=None, **kwargs):
 @rtlsim
 @pytest.mark.xdist_group("verilator-small")
 @pytest.mark.parametrize("name", ["random_images", "malformed_frames", "reset_mid_frame"])
-def test_protocol(name):
+def test_protocol(name, require_tool):
     from bs4nn.sim.runner import SimConfig
 
+    require_tool("verilator")
     _run(_small_network(), SimConfig(lanes=4, pixels_per_beat=2, quick_build=True), name, n=12)
 
 
 @rtlsim
 @pytest.mark.xdist_group("icarus-options")
-def test_hidden_spikes_icarus():
+def test_hidden_spikes_icarus(require_tool):
     from bs4nn.sim.runner import SimConfig
 
+    require_tool("icarus")
     _run(_small_network((30, 16, 12, 6)), SimConfig(simulator="icarus", pixels_per_beat=4,
                                                     debug_events=True), "hidden_spikes", n=8)
 
 
 @rtlsim
 @pytest.mark.xdist_group("icarus-options")
-def test_weight_reload_icarus():
+def test_weight_reload_icarus(require_tool):
     from bs4nn.sim.runner import SimConfig
 
+    require_tool("icarus")
     _run(_small_network((36, 20, 8)), SimConfig(simulator="icarus", lanes=8, pixels_per_beat=8,
                                                 weight_storage="ram"), "weight_reload", n=4)
 
 
 @rtlsim
 @pytest.mark.xdist_group("verilator-mnist")
-def test_mnist_inference():
+def test_mnist_inference(require_tool):
     from bs4nn.model.network import Network
     from bs4nn.sim.runner import REPO, SimConfig
 
     weights = REPO / "weights" / "mnist-784-600-10.npz"
     if not weights.is_file():
         pytest.skip(f"{weights} does not exist yet")
+    require_tool("verilator")
     _run(Network.load(weights), SimConfig(quick_build=True), "mnist_inference", weights=weights,
          n=20)
 
 
 @rtlsim
 @pytest.mark.xdist_group("icarus")
-def test_random_networks_icarus():
-    from bs4nn.sim import runner, toolchain
+def test_random_networks_icarus(require_tool):
+    from bs4nn.sim import runner
 
-    if not toolchain.available("icarus"):
-        pytest.skip("icarus is not available")
+    require_tool("icarus")
     outcomes = runner.run_random_networks(3, SEED, simulator="icarus", n=6,
                                           build_root=runner.REPO / "build" / "sim",
                                           log=lambda _: None)

