@@ -1,10 +1,11 @@
 """amaranth.sim harness shared by the tests: stream helpers and the cycle-exact run of the
 :class:`~bs4nn.gen.top.Accelerator`.
 
-The stream helpers follow Glasgow's (``stream_put``, ``stream_get``, ``stream_assert``) on
-Amaranth 0.5's async testbench API, and keep the stream rules on the testbench's side: ``valid``
-never waits on ``ready``, and the payload holds still until it is transferred. They wait with
-plain ``await ctx.tick().sample(...)`` loops rather than ``.until()``: a background testbench is
+The stream helpers (:func:`stream_put`, :func:`stream_get`, :func:`stream_assert_idle`) follow
+Glasgow's ``stream_put``/``stream_get``/``stream_assert`` on Amaranth 0.5's async testbench
+API, and keep the stream rules on the testbench's side: ``valid`` never waits on ``ready``, and
+the payload holds still until it is transferred. They wait with plain
+``await ctx.tick().sample(...)`` loops rather than ``.until()``: a background testbench is
 dropped mid-wait when the simulation ends, and a dropped ``.until()`` raises as it is closed.
 
 :func:`run_accelerator` follows the contract of ``bs4nn.sim.cycle_model``: each beat is presented
@@ -90,7 +91,12 @@ async def stream_assert_idle(ctx, stream, cycles):
     """Assert that ``stream`` offers nothing (``valid`` low) for ``cycles`` cycles."""
     for cycle in range(cycles):
         _, _, valid = await ctx.tick().sample(stream.valid)
-        assert not valid, f"unexpected transfer offered {cycle} cycles after the last one"
+        assert not valid, f"valid rose {cycle} cycles into {cycles} that should be idle"
+
+
+def _pauses_of(enables):
+    """Pause flags from an enable pattern (True: ``valid`` or ``ready`` up), or None."""
+    return pauses([not flag for flag in enables or ()])
 
 
 def frames_of(images, pixels_per_beat):
@@ -129,7 +135,6 @@ def run_accelerator(accelerator, frames, *, valid_pattern=None, ready_pattern=No
     trace = {} if trace is None else trace
     trace.update(frame_start=[None] * len(frames), weights=[], debug=[])
     results, result_cycles = [], []
-    first_accept = []
 
     # Free-running counters beside the design, so that every testbench reads the same cycle
     # number and the same count of pixel frames whatever order the simulator runs them in.
@@ -147,17 +152,15 @@ def run_accelerator(accelerator, frames, *, valid_pattern=None, ready_pattern=No
         return ctx.get(cycle) - 1
 
     async def pixels(ctx):
-        idle = (not valid for valid in pauses(valid_pattern)) if valid_pattern else None
+        idle = _pauses_of(valid_pattern)
         for index, frame in enumerate(frames):
             for payload in _framed(frame, 8 * accelerator.pixels_per_beat):
                 await stream_put(ctx, i_pixels, payload, idle=idle)
-                if not first_accept:
-                    first_accept.append(transfer_cycle(ctx))
                 if trace["frame_start"][index] is None:
                     trace["frame_start"][index] = transfer_cycle(ctx)
 
     async def results_sink(ctx):
-        stall = (not ready for ready in pauses(ready_pattern)) if ready_pattern else None
+        stall = _pauses_of(ready_pattern)
         for _ in frames:
             payload = await stream_get(ctx, o_results, stall=stall)
             results.append(packing.unpack_result(accelerator.network.n_classes,
@@ -181,8 +184,7 @@ def run_accelerator(accelerator, frames, *, valid_pattern=None, ready_pattern=No
 
     async def debug(ctx):
         fields = packing.debug_event_fields(accelerator.hidden_sizes)
-        stall = (not ready for ready in pauses(debug_ready_pattern)) \
-            if debug_ready_pattern else None
+        stall = _pauses_of(debug_ready_pattern)
         while True:
             payload = await stream_get(ctx, accelerator.o_debug, stall=stall)
             trace["debug"].append(packing.unpack_fields(fields, payload.as_bits()))
@@ -195,4 +197,5 @@ def run_accelerator(accelerator, frames, *, valid_pattern=None, ready_pattern=No
     benches = [pixels, results_sink] + ([weights] if weight_frames else [])
     simulate(m, *benches, background=[watchdog] + ([debug] if accelerator.debug_events else []),
              vcd=vcd)
-    return results, [c - first_accept[0] for c in result_cycles]
+    first_accept = trace["frame_start"][0]
+    return results, [result_cycle - first_accept for result_cycle in result_cycles]
