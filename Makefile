@@ -55,7 +55,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n $(JOBS) --dist loadgroup
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -n $(JOBS) -m "not rtlsim"
+	$(VENV)/bin/python -m pytest -n $(JOBS) -m "not rtlsim and not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -13,7 +13,7 @@ One block per file, each a ``wiring.Component`` joined by ``lib.stream`` interfa
 ``debug_events.DebugEvents``    the optional stream of hidden spike events
 ``top.Accelerator``/``TopLevel``  the blocks wired together; the flat AXI-stream module ``bs4nn``
 ``build``                       ``generate`` and ``write_design`` (``bs4nn verilog``)
-``simulation``                  the amaranth.sim harness shared by the tests
+``schedule.Schedule``           the schedule's constants and the latency formula, one owner
 
 The exact schedule (which cycle each result leaves) is modelled by ``bs4nn.sim.cycle_model``
 from the latencies these blocks publish as properties.

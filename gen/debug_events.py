@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .first_set import first_set
 from .layouts import debug_event_layout, spike_vector_layout, step_shape
@@ -62,7 +63,7 @@ class DebugEvents(wiring.Component):
     @property
     def depth(self):
         """Queue entries per layer: twice the reserve, rounded up to a power of two."""
-        return 1 << (2 * self._reserve - 1).bit_length()
+        return 1 << ceil_log2(2 * self._reserve)
 
     def elaborate(self, platform):
         m = Module()

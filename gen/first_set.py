@@ -4,6 +4,7 @@ import functools
 import operator
 
 from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.utils import ceil_log2
 
 __all__ = ["first_set", "decode", "lowest_set"]
 
@@ -17,7 +18,7 @@ def first_set(m, value, name):
     sub-expressions are emitted once.
     """
     bits = [value[i] for i in range(len(value))]
-    width = max(1, (len(bits) - 1).bit_length())
+    width = max(1, ceil_log2(len(bits)))
     bits += [Const(0, 1)] * ((1 << width) - len(bits))
     nodes = [(bit, Const(0, 0)) for bit in bits]
     for level in range(width):
@@ -67,8 +68,8 @@ def lowest_set(m, value, name, group=16):
     """
     width = len(value)
     n_groups = -(-width // group)
-    index_width = max(1, (width - 1).bit_length())
-    group_bits = max(1, (group - 1).bit_length())
+    index_width = max(1, ceil_log2(width))
+    group_bits = max(1, ceil_log2(group))
     any_set = Signal(name=f"{name}_any")
     index = Signal(index_width, name=f"{name}_index")
     without = Signal(width, name=f"{name}_without")

@@ -11,6 +11,7 @@ Bit order of everything that crosses the chip boundary comes from :mod:`bs4nn.mo
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data
+from amaranth.utils import ceil_log2
 
 from ..model import packing
 
@@ -21,7 +22,7 @@ __all__ = ["pixel_beat_layout", "framed_beat_layout", "event_layout", "spike_vec
 
 def index_shape(count):
     """Shape of an index in ``0 .. count - 1`` (at least one bit)."""
-    return unsigned(max(1, (count - 1).bit_length()))
+    return unsigned(max(1, ceil_log2(count)))
 
 
 def step_shape():

@@ -3,6 +3,7 @@
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..model.network import MAX_STEP, NO_SPIKE
 from .layouts import result_layout, spike_vector_layout
@@ -47,7 +48,7 @@ def argmax(m, candidates, name):
     ``candidates`` is a list of ``(valid, value)`` pairs; the result is a comparator tree
     (``log2`` levels), combinational; every node is a named signal.
     """
-    width = max(1, (len(candidates) - 1).bit_length())
+    width = max(1, ceil_log2(len(candidates)))
     nodes = [(valid, value, Const(index, width)) for index, (valid, value)
              in enumerate(candidates)]
     (any_valid, _, index), = argmax_levels(m, nodes, name, width)
@@ -129,7 +130,7 @@ class OutputLayer(LayerComponent):
         m.d.sync += d_meta.eq(a_meta)
 
         # Decide, in two stages: each comparator tree is registered halfway.
-        width = max(1, (layer.n_out - 1).bit_length())
+        width = max(1, ceil_log2(layer.n_out))
         half = (width + 1) // 2
         halves = []
         for tree, valids in (("first", [p > t for p, t in zip(potentials, thresholds,

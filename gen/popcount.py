@@ -4,17 +4,22 @@ import numpy as np
 from amaranth.hdl import Const, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
-__all__ = ["RowPopcount", "popcount_latency", "LEVELS_PER_STAGE"]
+__all__ = ["RowPopcount", "popcount_depth", "popcount_latency", "LEVELS_PER_STAGE"]
 
 #: Adder levels between the registers of a popcount tree.
 LEVELS_PER_STAGE = 3
 
 
+def popcount_depth(n_inputs):
+    """Adder levels of a popcount tree over ``n_inputs`` bits (at least 1)."""
+    return max(1, ceil_log2(n_inputs))
+
+
 def popcount_latency(n_inputs, levels_per_stage=LEVELS_PER_STAGE):
     """Cycles through a :class:`RowPopcount` over ``n_inputs`` bits."""
-    depth = max(1, (n_inputs - 1).bit_length())
-    return -(-depth // levels_per_stage)
+    return -(-popcount_depth(n_inputs) // levels_per_stage)
 
 
 class RowPopcount(wiring.Component):
@@ -84,7 +89,7 @@ class RowPopcount(wiring.Component):
     @property
     def depth(self):
         """Adder levels of the widest tree (at least 1)."""
-        return max(1, (self._n_inputs - 1).bit_length())
+        return popcount_depth(self._n_inputs)
 
     @property
     def latency(self):

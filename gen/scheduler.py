@@ -48,6 +48,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from .first_set import decode, first_set, lowest_set
 from .layouts import event_layout, framed_beat_layout, index_shape
@@ -163,7 +164,7 @@ class EventScheduler(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ppb, n_beats, groups = self._pixels_per_beat, self.n_beats, self._groups
-        ptr_width = max(1, (n_beats - 1).bit_length())
+        ptr_width = max(1, ceil_log2(n_beats))
 
         # --- storage, two banks (the bank is the top address bit) ---------------------------
         heads, links, step_mems = [], [], []

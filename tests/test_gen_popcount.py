@@ -4,11 +4,11 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
-from amaranth.sim import Simulator
 
 from bs4nn.gen.first_set import decode, first_set, lowest_set
 from bs4nn.gen.output_layer import argmax
 from bs4nn.gen.popcount import RowPopcount, popcount_latency
+from bs4nn.sim.amaranth_harness import simulate
 
 
 @pytest.mark.parametrize(("n_inputs", "n_rows", "runtime"), [
@@ -35,10 +35,7 @@ def test_row_popcount(n_inputs, n_rows, runtime):
             if cycle + 1 >= dut.latency:
                 got.append(([ctx.get(dut.sums[j]) for j in range(n_rows)], ctx.get(dut.total)))
 
-    simulator = Simulator(dut)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(bench)
-    simulator.run()
+    simulate(dut, bench)
     for vector, (sums, total) in zip(vectors, got, strict=False):
         assert total == vector.sum()
         assert sums == [int((vector & row).sum()) for row in rows]
@@ -62,9 +59,7 @@ def test_first_set(width):
             if v:
                 assert ctx.get(index) == (v & -v).bit_length() - 1
 
-    simulator = Simulator(m)
-    simulator.add_testbench(bench)
-    simulator.run()
+    simulate(m, bench, clock=False)
 
 
 def test_argmax_ties_go_to_the_lower_index():
@@ -86,9 +81,7 @@ def test_argmax_ties_go_to_the_lower_index():
                 masked = np.where(oks, vs, -100)
                 assert ctx.get(index) == int(np.argmax(masked))
 
-    simulator = Simulator(m)
-    simulator.add_testbench(bench)
-    simulator.run()
+    simulate(m, bench, clock=False)
 
 
 @pytest.mark.parametrize(("bits", "width"), [(1, 2), (3, 8), (8, 256), (8, 200)])
@@ -102,9 +95,7 @@ def test_decode(bits, width):
             ctx.set(value, v)
             assert ctx.get(onehot) == ((1 << v) & ((1 << width) - 1))
 
-    simulator = Simulator(m)
-    simulator.add_testbench(bench)
-    simulator.run()
+    simulate(m, bench, clock=False)
 
 
 @pytest.mark.parametrize("width", [16, 40, 256])
@@ -125,6 +116,4 @@ def test_lowest_set(width):
                 assert ctx.get(index) == (v & -v).bit_length() - 1
                 assert ctx.get(without) == v & (v - 1)
 
-    simulator = Simulator(m)
-    simulator.add_testbench(bench)
-    simulator.run()
+    simulate(m, bench, clock=False)

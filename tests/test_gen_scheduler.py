@@ -3,11 +3,11 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from bs4nn.gen.scheduler import EventScheduler
 from bs4nn.model.inference import encode
 from bs4nn.model.network import MAX_STEP
+from bs4nn.sim.amaranth_harness import simulate, stream_put
 
 
 def run_scheduler(dut, frames, *, kills=None, max_cycles=20_000):
@@ -16,35 +16,32 @@ def run_scheduler(dut, frames, *, kills=None, max_cycles=20_000):
     Returns the token list: dicts with the cycle and the payload fields. ``kills`` maps an
     image index to the number of its event tokens after which its kill is sent.
     """
-    ppb = dut.pixels_per_beat
     beats = []
     for frame in frames:
         for index, (pixels, error) in enumerate(frame):
-            beats.append({"pixels": pixels, "beat": min(index, dut.n_beats),
-                          "keep": int(index < dut.n_beats), "start": int(index == 0),
-                          "end": int(index == len(frame) - 1), "error": int(error)})
+            beats.append({"pixels": [int(pixel) for pixel in pixels],
+                          "beat": min(index, dut.n_beats), "keep": int(index < dut.n_beats),
+                          "start": int(index == 0), "end": int(index == len(frame) - 1),
+                          "error": int(error)})
     kills = dict(kills or {})
     tokens = []
 
-    async def bench(ctx):
-        position, image, events_seen, pending_kill, taken = 0, -1, 0, None, 0
+    async def source(ctx):
+        for beat in beats:
+            await stream_put(ctx, dut.i_beats, beat)
+
+    async def sink(ctx):
+        # The downstream side, cycle by cycle: it answers an event token with a kill and the
+        # end of an image with a taken result, each in the next cycle.
+        image, events_seen, pending_kill, taken = -1, 0, None, 0
         for cycle in range(max_cycles):
-            if position < len(beats):
-                beat = beats[position]
-                for k in range(ppb):
-                    ctx.set(dut.i_beats.payload.pixels[k], int(beat["pixels"][k]))
-                for name in ("beat", "keep", "start", "end", "error"):
-                    ctx.set(getattr(dut.i_beats.payload, name), beat[name])
-            ctx.set(dut.i_beats.valid, position < len(beats))
             ctx.set(dut.i_kill.valid, pending_kill is not None)
             ctx.set(dut.i_kill.payload, pending_kill or 0)
             pending_kill = None
             ctx.set(dut.i_result_taken, taken > 0)
             taken = max(0, taken - 1)
-            _, _, ready, valid, payload = await ctx.tick().sample(
-                dut.i_beats.ready, dut.o_events.valid, dut.o_events.payload)
-            if position < len(beats) and ready:
-                position += 1
+            _, _, valid, payload = await ctx.tick().sample(dut.o_events.valid,
+                                                           dut.o_events.payload)
             if valid:
                 token = {name: int(getattr(payload, name)) for name in
                          ("pixel", "group", "step", "start", "step_end", "end", "error")}
@@ -62,10 +59,7 @@ def run_scheduler(dut, frames, *, kills=None, max_cycles=20_000):
                     if image == len(frames) - 1:
                         return
 
-    simulator = Simulator(dut)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(bench)
-    simulator.run()
+    simulate(dut, sink, background=[source])
     return tokens
 
 

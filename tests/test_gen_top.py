@@ -4,18 +4,12 @@
 import numpy as np
 import pytest
 
-from bs4nn.gen.simulation import (
-    ERROR_RESULT,
-    expected_results,
-    frames_of,
-    random_images,
-    random_network,
-    run_accelerator,
-)
 from bs4nn.gen.top import Accelerator
 from bs4nn.model import packing
 from bs4nn.model.errors import UserError
+from bs4nn.sim.amaranth_harness import frames_of, run_accelerator
 from bs4nn.sim.cycle_model import predict
+from bs4nn.sim.stimulus import ERROR_RESULT, expected_results, random_images, random_network
 
 CONFIGS = [
     # sizes, lanes, pixels_per_beat
@@ -34,7 +28,7 @@ def test_results_and_cycles(sizes, lanes, pixels_per_beat):
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     network = random_network(rng, sizes)
-    images = random_images(rng, 24, sizes[0], density=rng.uniform(0.2, 0.9))
+    images = random_images(rng, 24, sizes[0])
     accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
     results, cycles = run_accelerator(accelerator, frames_of(images, pixels_per_beat))
     assert results == expected_results(network, images)

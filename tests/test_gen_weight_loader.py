@@ -3,19 +3,13 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
-from bs4nn.gen.simulation import (
-    expected_results,
-    frames_of,
-    random_images,
-    random_network,
-    run_accelerator,
-)
 from bs4nn.gen.top import Accelerator
 from bs4nn.gen.weight_loader import WeightLoader
 from bs4nn.model import packing
 from bs4nn.model.inference import infer
+from bs4nn.sim.amaranth_harness import frames_of, run_accelerator, simulate, stream_get, stream_put
+from bs4nn.sim.stimulus import expected_results, random_images, random_network
 
 
 def test_weight_stream_fields():
@@ -34,22 +28,20 @@ def test_loader_decodes_words():
              packing.pack_fields(fields, data=2, address=1, layer=2, kind=1)]
     seen = []
 
-    async def bench(ctx):
-        for word in words + [None, None]:
-            if word is not None:
-                ctx.set(loader.i_words.payload.as_value(), word)
-            ctx.set(loader.i_words.valid, word is not None)
+    async def source(ctx):
+        for word in words:
+            await stream_put(ctx, loader.i_words, word)
+        for _ in range(2):
             await ctx.tick()
-            for k in range(3):
-                port = getattr(loader, f"o_writes{k}")
-                if ctx.get(port.valid):
-                    seen.append((k, ctx.get(port.payload.data), ctx.get(port.payload.address),
-                                 ctx.get(port.payload.kind)))
 
-    simulator = Simulator(loader)
-    simulator.add_clock(1e-8)
-    simulator.add_testbench(bench)
-    simulator.run()
+    def writes(k):
+        async def sink(ctx):
+            while True:
+                payload = await stream_get(ctx, getattr(loader, f"o_writes{k}"))
+                seen.append((k, payload.data, payload.address, payload.kind))
+        return sink
+
+    simulate(loader, source, background=[writes(k) for k in range(3)])
     assert seen == [(1, 5, 3, 0), (2, 2, 1, 1)]
 
 
