@@ -61,14 +61,12 @@ def accuracy_figures():
     return rows
 
 
-def training_seconds_per_epoch():
-    """One epoch of the shipped MNIST recipe (the Makefile's ``TRAIN_FLAGS_mnist``, one epoch,
-    no calibration): ``(epoch seconds, whole run seconds)``; the whole run loads the data,
-    trains the epoch, runs the validation pass and evaluates the test split."""
-    from bs4nn.model.train import TrainConfig, evaluate, train
+def training_seconds_per_epoch(config):
+    """Train per ``config`` (a :class:`~bs4nn.model.train.TrainConfig`, e.g. one epoch of the
+    shipped recipe): ``(epoch seconds, whole run seconds)``; the whole run loads the data,
+    trains, runs the validation pass and evaluates the test split."""
+    from bs4nn.model.train import evaluate, train
 
-    config = TrainConfig(dataset="mnist", epochs=1, lr=0.003, threshold_lr=0.0, shift=1,
-                         calibrate=0)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         network, history, _ = train(config, scratch, log=lambda line: None, progress_bar=False)
@@ -200,7 +198,8 @@ def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, trainin
     ``accuracy_vs_decision_step.png`` into ``out_dir``; returns the lines of ``bench.md``.
 
     ``network``: the shipped MNIST network; ``rtl_sample``: MNIST test images checked under
-    Verilator (0: none); ``training``: time a training epoch; ``report_path``: ``make
+    Verilator (0: none); ``training``: a :class:`~bs4nn.model.train.TrainConfig` to time
+    (None: no training figure); ``report_path``: ``make
     report``'s JSON (Fmax and LUTs; hardware figures are left out when it has no row).
     """
     from .cycle_model import predict
@@ -227,7 +226,7 @@ def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, trainin
         figures[f"{dataset}_strict_accuracy"] = round(row["strict"], 4)
         figures[f"{dataset}_lenient_accuracy"] = round(row["lenient"], 4)
     if training:
-        epoch, whole = training_seconds_per_epoch()
+        epoch, whole = training_seconds_per_epoch(training)
         figures["training_seconds_per_mnist_epoch"] = round(epoch, 1)
         figures["seconds_for_a_one_epoch_mnist_training_run"] = round(whole, 1)
     if rtl_sample:

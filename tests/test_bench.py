@@ -57,7 +57,9 @@ def test_a_report_without_the_configuration_leaves_the_hardware_columns_empty():
 
 
 def test_the_training_figure_comes_from_the_trainer_library(monkeypatch):
+    from bs4nn.commands.bench import one_epoch_of_recipe
     from bs4nn.model import train
+    from bs4nn.model.network import DEFAULT_WEIGHTS, Network
 
     calls = []
 
@@ -67,11 +69,13 @@ def test_the_training_figure_comes_from_the_trainer_library(monkeypatch):
 
     monkeypatch.setattr(train, "train", fake_train)
     monkeypatch.setattr(train, "evaluate", lambda network, images, labels: None)
-    epoch, whole = bench.training_seconds_per_epoch()
+    # The recipe is the one recorded in the shipped file, for one epoch, without calibration.
+    config = one_epoch_of_recipe(Network.load(DEFAULT_WEIGHTS))
+    epoch, whole = bench.training_seconds_per_epoch(config)
     assert epoch == 12.5 and whole >= 0
-    (config,) = calls
-    assert (config.dataset, config.epochs, config.lr, config.threshold_lr, config.shift,
-            config.calibrate) == ("mnist", 1, 0.003, 0.0, 1, 0)
+    assert calls == [config]
+    assert (config.dataset, config.hidden, config.epochs, config.lr, config.threshold_lr,
+            config.shift, config.calibrate) == ("mnist", (600,), 1, 0.003, 0.0, 1, 0)
 
 
 def test_the_rtl_check_runs_the_testbench_through_the_runner(monkeypatch):

@@ -1,11 +1,16 @@
 """``bs4nn bench``: one table of measured figures beside the published anchors."""
 
+import argparse
+import dataclasses
+import shlex
 from pathlib import Path
 
 from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
 from bs4nn.model.errors import UserError
 from bs4nn.model.network import DEFAULT_WEIGHTS, Network
 from bs4nn.sim.bench import write_bench
+
+from . import train
 
 
 def add_arguments(parser):
@@ -18,6 +23,19 @@ def add_arguments(parser):
     parser.add_argument("--report", default="build/report/report.json",
                         help="make report's JSON, for Fmax and LUTs")
     parser.add_argument("-o", "--out-dir", default="build/bench")
+
+
+def one_epoch_of_recipe(network):
+    """One epoch, no calibration, of the training command recorded in ``network``'s
+    metadata (the shipped file records the recipe that made it)."""
+    command = network.metadata.get("command", "")
+    words = shlex.split(command)
+    if words[:2] != ["bs4nn", "train"]:
+        raise UserError(f"{DEFAULT_WEIGHTS}: records no bs4nn train command")
+    parser = argparse.ArgumentParser(prog="bs4nn train")
+    train.add_arguments(parser)
+    config = train.config_from_args(parser.parse_args(words[2:]))
+    return dataclasses.replace(config, epochs=1, calibrate=0)
 
 
 def run(args):
@@ -33,7 +51,8 @@ def run(args):
         raise UserError(f"--lanes must lie in 0..{n_hidden} (0: all), got {args.lanes}")
     lines = write_bench(network, args.out_dir, lanes=args.lanes,
                         pixels_per_beat=args.pixels_per_beat, rtl_sample=args.rtl_sample,
-                        training=not args.skip_training, report_path=args.report)
+                        training=None if args.skip_training else one_epoch_of_recipe(network),
+                        report_path=args.report)
     out_dir = Path(args.out_dir)
     print("\n".join(lines))
     print(f"\nwrote {out_dir / 'bench.md'}, {out_dir / 'bench.json'}, "
