@@ -25,7 +25,7 @@ TRAIN_FLAGS_fashion-mnist := --epochs 18 --lr 0.003 --threshold-lr 0 --shift 0 \
 TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(DATASET))
 JOBS ?= auto
 
-.PHONY: all env test test-fast lint verilog sim train data report bench clean help
+.PHONY: all env test test-fast lint verilog sim train data report bench formal clean help
 
 all: help
 
@@ -37,6 +37,7 @@ help:
 	@echo "make train                    train the MNIST network with the shipped recipe"
 	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
 	@echo "make report / make bench      implementation figures / benchmarks"
+	@echo "make formal                   prove the interface properties (SymbiYosys, yices)"
 	@echo "make data                     fetch and verify the datasets"
 	@echo "make lint                     ruff"
 
@@ -81,6 +82,9 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(RUN) bench
+
+formal: $(STAMP)
+	$(RUN) formal
 
 clean:
 	rm -rf build sim_build .pytest_cache

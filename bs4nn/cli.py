@@ -26,6 +26,7 @@ COMMANDS = {
     "sim": ("bs4nn.commands.sim", "run a cocotb testbench under Verilator or Icarus"),
     "report": ("bs4nn.commands.report", "synthesis and place-and-route figures"),
     "bench": ("bs4nn.commands.bench", "benchmarks side by side"),
+    "formal": ("bs4nn.commands.formal", "prove the interface properties (SymbiYosys)"),
 }
 
 

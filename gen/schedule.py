@@ -54,6 +54,8 @@ class Schedule:
         ``H``.
     credits : int
         ``C``: depth of the result queue, the most images started and not yet taken.
+    banks : int
+        Image banks of the scheduler: frames accepted and not yet started, at most.
     event_to_result : int
         ``D``: cycles from a token leaving the scheduler to the result it decides being
         written into the result queue (the sum of the layers' latencies).
@@ -67,6 +69,7 @@ class Schedule:
     lane_groups: int
     hidden_layers: int
     credits: int
+    banks: int
     event_to_result: int
     load_to_start: int
     finish_to_start: int
@@ -78,6 +81,29 @@ class Schedule:
         """The latency formula as text (this class's docstring up to its parameters)."""
         text = inspect.cleandoc(Schedule.__doc__)
         return text[:text.index("\nParameters\n")].strip()
+
+    @property
+    def frames_in_flight(self):
+        """Frames accepted (their ``last`` beat taken) and not yet delivered as results, at
+        most: ``credits`` started, and one more waiting in each bank."""
+        return self.credits + self.banks
+
+    def result_bound(self, n_inputs):
+        """With ``m_axis_tready`` high and no debug stream: cycles from the later of a frame's
+        last beat and the previous result's transfer to this frame's result's transfer, less
+        than this (the image starts within ``load_to_start`` cycles, then takes at most
+        ``1 + n_inputs·G + D`` cycles to its result and ``result_to_transfer`` to leave)."""
+        return (self.load_to_start + 1 + n_inputs * self.lane_groups + self.event_to_result
+                + self.result_to_transfer + 1)
+
+    def ready_bound(self, n_inputs):
+        """With ``m_axis_tready`` high, no debug stream and no weight frame: ``s_axis_tready``
+        is never low for this many cycles in a row. It is low only while the bank to load
+        still holds an image: that image starts within ``load_to_start + event_to_result``
+        cycles (the results before it drain meanwhile) and then takes at most
+        ``1 + n_inputs·G`` cycles to finish."""
+        return (self.load_to_start + self.event_to_result + 1 + n_inputs * self.lane_groups
+                + self.finish_to_load + 1)
 
     def as_dict(self):
         return asdict(self)

@@ -148,6 +148,8 @@ class EventScheduler(wiring.Component):
     def n_beats(self):
         return -(-self._n_inputs // self._pixels_per_beat)
 
+    #: Image banks: one is loaded while the other is computed.
+    banks = 2
     #: Steps the step finder queues per bank before the bank's image may start.
     step_queue_depth = 2
     #: Cycles from a frame's last beat being accepted to its bank being marked full: the beat

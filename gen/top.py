@@ -164,6 +164,7 @@ class Accelerator(wiring.Component):
             lane_groups=scheduler.groups,
             hidden_layers=len(self.hidden_sizes),
             credits=scheduler.credits,
+            banks=scheduler.banks,
             event_to_result=self.event_to_result,
             load_to_start=scheduler.load_to_start,
             finish_to_start=scheduler.finish_to_start,

