@@ -28,6 +28,12 @@ def test_every_potential_range_lies_inside_its_width():
         assert -(1 << (width - 1)) < low and high < (1 << (width - 1)) - 1, n_in
 
 
+def test_the_deep_proofs_cover_a_whole_image_of_every_case():
+    for case in formal.CASES.values():
+        assert formal.DEPTHS["safety"] >= case.first_result_bound(), case.name
+        assert formal.DEPTHS["cover"] >= case.first_result_bound(), case.name
+
+
 @pytest.mark.parametrize(("task", "depth"), [("safety", 16), ("liveness", 24), ("ranges", 10)])
 def test_short_proofs(task, depth, tmp_path):
     outcome = formal.prove(formal.CASES["tiny"], task, depth, tmp_path)
