@@ -66,6 +66,8 @@ def test_the_command_line(tmp_path, capsys):
     assert main(["formal", "--depth", "1"]) == 1
     assert capsys.readouterr().err.strip() == ("bs4nn formal: error: --depth must be at least 2, "
                                                "got 1")
+    assert main(["formal", "--case", "debug", "--task", "liveness"]) == 1
+    assert "nothing to prove" in capsys.readouterr().err
     with pytest.raises(UserError, match="the liveness task does not apply"):
         formal.write_job(formal.CASES["debug"], "liveness", 10, tmp_path)
     assert main(["formal", "--case", "tiny", "--task", "safety", "--depth", "8", "-o",

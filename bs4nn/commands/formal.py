@@ -35,6 +35,8 @@ def run(args):
     tasks = args.task or list(formal.TASKS)
     runs = [(case, task) for case in cases for task in tasks
             if task != "liveness" or case.liveness]
+    if not runs:
+        raise UserError("the liveness task does not apply with the debug stream: nothing to prove")
     out_dir = Path(args.out_dir)
     print(f"bs4nn formal: {len(runs)} proofs of the generated bs4nn.v into {out_dir} "
           f"(SymbiYosys, {formal.SOLVER})", flush=True)
