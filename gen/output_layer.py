@@ -11,7 +11,12 @@ from .popcount import popcount_latency
 from .vector_layer import step_front_end
 from .weight_loader import LayerComponent, require_layer
 
-__all__ = ["OutputLayer", "argmax"]
+__all__ = ["OutputLayer", "argmax", "potential_shape"]
+
+
+def potential_shape(n_inputs):
+    """An output neuron's true potential: ``-n_inputs .. n_inputs``."""
+    return signed(n_inputs.bit_length() + 1)
 
 
 def argmax_levels(m, nodes, name, levels):
@@ -117,7 +122,7 @@ class OutputLayer(LayerComponent):
             m, layer, self.i_spikes, self.weight_port)
 
         # Accumulate the true potentials.
-        shape = signed(layer.n_in.bit_length() + 1)
+        shape = potential_shape(layer.n_in)
         potentials = []
         for j in range(layer.n_out):
             # Cleared by every start token: no domain reset needed (see EventLayer).

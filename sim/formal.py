@@ -34,6 +34,7 @@ import numpy as np
 
 from ..gen.build import generate
 from ..gen.event_layer import counter_shape
+from ..gen.output_layer import potential_shape
 from ..gen.top import Accelerator
 from ..model import packing
 from ..model.errors import UserError
@@ -169,47 +170,43 @@ def _potentials(accelerator):
                           else (int(threshold), int(threshold)))
             low, high = _range_of_counter(layer.n_in, thresholds)
             potentials.append((f"core.{block}.counter{j}", shape, low, high))
-    width = output.n_in.bit_length() + 1
     for j in range(output.n_out):
-        potentials.append((f"core.output_layer.potential{j}", (width, True), -output.n_in,
-                           output.n_in))
+        potentials.append((f"core.output_layer.potential{j}", potential_shape(output.n_in),
+                           -output.n_in, output.n_in))
     return potentials
 
 
-def _case_header(accelerator, task):
-    """The per-case include of ``bs4nn_formal.sv``: parameters, exposed signals, ranges."""
+def _case_header(accelerator, info):
+    """The per-case include of ``bs4nn_formal.sv``: parameters (the port widths and the result
+    layout from the design's ``info``), exposed signals and ranges."""
     schedule = accelerator.schedule
-    network = accelerator.network
-    result_bits = sum(width for _, width in packing.result_fields(network.n_classes))
-    offsets, offset = {}, 0
-    for name, width in packing.result_fields(network.n_classes):
-        offsets[name] = offset
-        offset += width
+    n_inputs = accelerator.network.n_inputs
+    ports = {name: port["width"] for name, port in info["ports"].items()}
+    offsets, result_bits = {}, 0
+    for name, width in info["fields"]["result"]:
+        offsets[name] = result_bits
+        result_bits += width
     parameters = {
         "N_BEATS": schedule.beats_per_image,
-        "PIXEL_W": packing.PIXEL_BITS * accelerator.pixels_per_beat,
-        "RESULT_W": packing.tdata_width(result_bits),
+        "PIXEL_W": ports["s_axis_tdata"],
+        "RESULT_W": ports["m_axis_tdata"],
         "RESULT_BITS": result_bits,
         "ERROR_BIT": offsets["error"],
         "IN_FLIGHT": schedule.frames_in_flight,
         "CREDITS": schedule.credits,
-        "RESULT_BOUND": schedule.result_bound(network.n_inputs),
-        "READY_BOUND": schedule.ready_bound(network.n_inputs),
+        "RESULT_BOUND": schedule.result_bound(n_inputs),
+        "READY_BOUND": schedule.ready_bound(n_inputs),
     }
     if accelerator.debug_events:
-        parameters["DEBUG_W"] = packing.tdata_width(
-            sum(width for _, width in packing.debug_event_fields(accelerator.hidden_sizes)))
+        parameters["DEBUG_W"] = ports["dbg_axis_tdata"]
     if accelerator.weight_storage == "ram":
-        parameters["WEIGHT_W"] = packing.tdata_width(
-            sum(width for _, width in accelerator.weight_fields))
+        parameters["WEIGHT_W"] = ports["w_axis_tdata"]
     level_width = schedule.credits.bit_length()
     wires, ports, ranges = [f"wire [{level_width - 1}:0] result_queue_level;"], [
         r".\core.result_queue.level (result_queue_level)"], []
-    for name, (width, signed), low, high in [
-            (name, _shape(shape), low, high) for name, shape, low, high in _potentials(
-                accelerator)]:
+    for name, shape, low, high in _potentials(accelerator):
         local = name.replace("core.", "").replace(".", "_")
-        wires.append(f"wire {'signed ' if signed else ''}[{width - 1}:0] {local};")
+        wires.append(f"wire {'signed ' if shape.signed else ''}[{shape.width - 1}:0] {local};")
         ports.append(rf".\{name} ({local})")
         ranges.append(f"assert({local} >= {low} && {local} <= {high});")
     lines = [f"localparam {name} = {value};" for name, value in parameters.items()]
@@ -219,15 +216,6 @@ def _case_header(accelerator, task):
         "`define BS4NN_RANGE_ASSERTIONS " + " ".join(ranges),
     ]
     return "\n".join(lines) + "\n"
-
-
-def _shape(shape):
-    from amaranth.hdl import Shape
-
-    if isinstance(shape, tuple):
-        return shape
-    shape = Shape.cast(shape)
-    return shape.width, shape.signed
 
 
 def write_job(case, task, depth, directory, transform=None):
@@ -249,7 +237,7 @@ def write_job(case, task, depth, directory, transform=None):
                       debug_events=case.debug_events)
     verilog = design.verilog if transform is None else transform(design.verilog)
     (directory / "bs4nn.v").write_text(verilog)
-    (directory / CASE_FILE).write_text(_case_header(accelerator, task))
+    (directory / CASE_FILE).write_text(_case_header(accelerator, design.info))
     shutil.copyfile(PROPERTIES_FILE, directory / PROPERTIES_FILE.name)
     exposed = " ".join(f"w:{name}" for name, *_ in _potentials(accelerator))
     defines = " ".join(

@@ -17,8 +17,8 @@ def test_every_potential_range_lies_inside_its_width():
     ranges are what the proof then checks the registers against)."""
     for case in formal.CASES.values():
         for name, shape, low, high in formal._potentials(case.accelerator()):
-            width, signed = formal._shape(shape)
-            assert signed and -(1 << (width - 1)) <= low <= high <= (1 << (width - 1)) - 1, name
+            half = 1 << (shape.width - 1)
+            assert shape.signed and -half <= low <= high <= half - 1, name
     # Run-time thresholds can take any value of their width: the counters still fit.
     for n_in in range(1, 300):
         width = counter_shape(n_in).width
