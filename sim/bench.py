@@ -225,7 +225,7 @@ def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, trainin
     for dataset, row in accuracy.items():
         figures[f"{dataset}_strict_accuracy"] = round(row["strict"], 4)
         figures[f"{dataset}_lenient_accuracy"] = round(row["lenient"], 4)
-    if training:
+    if training is not None:
         epoch, whole = training_seconds_per_epoch(training)
         figures["training_seconds_per_mnist_epoch"] = round(epoch, 1)
         figures["seconds_for_a_one_epoch_mnist_training_run"] = round(whole, 1)
