@@ -8,6 +8,7 @@ RUN := $(VENV)/bin/bs4nn
 WEIGHTS ?=
 LANES ?= 0
 PIXELS_PER_BEAT ?= 8
+EVENTS_PER_CYCLE ?= 1
 TEST ?= mnist_inference
 N ?=
 SEED ?=
@@ -33,7 +34,8 @@ help:
 	@echo "make test                     run the whole test suite"
 	@echo "make sim TEST=mnist_inference run a cocotb testbench (N=, SEED=, WAVES=1, SIM=icarus,"
 	@echo "                              WEIGHTS=random, QUICK=1, VERBOSE=1, PREDICTIONS=FILE)"
-	@echo "make verilog                  generate build/bs4nn.v (WEIGHTS=, LANES=, PIXELS_PER_BEAT=)"
+	@echo "make verilog                  generate build/bs4nn.v (WEIGHTS=, LANES=, PIXELS_PER_BEAT=,"
+	@echo "                              EVENTS_PER_CYCLE=)"
 	@echo "make train                    train the MNIST network with the shipped recipe"
 	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
 	@echo "make report / make bench      implementation figures / benchmarks"
@@ -65,11 +67,12 @@ data: $(STAMP)
 	$(RUN) data --check
 
 verilog: $(STAMP)
-	$(RUN) verilog $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) -o build
+	$(RUN) verilog $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) \
+		--events-per-cycle $(EVENTS_PER_CYCLE) -o build
 
 sim: $(STAMP)
 	@$(RUN) sim $(TEST) $(if $(N),--n $(N)) $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) \
-		--pixels-per-beat $(PIXELS_PER_BEAT) --simulator $(SIM) \
+		--pixels-per-beat $(PIXELS_PER_BEAT) --events-per-cycle $(EVENTS_PER_CYCLE) --simulator $(SIM) \
 		$(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(WAVES)),--waves) \
 		$(if $(PREDICTIONS),--predictions $(PREDICTIONS)) $(if $(NETWORKS),--networks $(NETWORKS)) \
 		$(if $(filter 1,$(QUICK)),--quick-build) $(if $(filter 1,$(VERBOSE)),-v)

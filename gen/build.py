@@ -33,7 +33,8 @@ class Design:
     info: dict
 
 
-def generate(network, *, lanes=0, pixels_per_beat=8, weight_storage="rom", debug_events=False):
+def generate(network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1, weight_storage="rom",
+             debug_events=False):
     """Generate the accelerator for ``network``; every parameter is checked first
     (:func:`~.top.check_parameters`).
 
@@ -44,15 +45,19 @@ def generate(network, *, lanes=0, pixels_per_beat=8, weight_storage="rom", debug
         Counters of the first hidden layer updated per cycle, ``1 .. n_hidden``; 0 means all.
     pixels_per_beat : int
         One of 1, 2, 4, 8, 16.
+    events_per_cycle : int
+        Input events integrated per cycle: one of 1, 2, 4, 8, 16, at most ``pixels_per_beat``.
     weight_storage : ``"rom"`` or ``"ram"``
     debug_events : bool
         Add the hidden spike event stream ``dbg_axis``.
     """
     # Checked before the Accelerator exists, which would otherwise be left unused.
-    check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events)
+    check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events,
+                     events_per_cycle)
     started = time.perf_counter()
     accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                              weight_storage=weight_storage, debug_events=debug_events)
+                              events_per_cycle=events_per_cycle, weight_storage=weight_storage,
+                              debug_events=debug_events)
     top = TopLevel(accelerator)
     text = verilog.convert(top, name="bs4nn", emit_src=False)
     info = _describe(network, accelerator, top, debug_events)
@@ -72,6 +77,7 @@ def _describe(network, accelerator, top, debug_events):
         "parameters": {
             "lanes": accelerator.lanes,
             "pixels_per_beat": accelerator.pixels_per_beat,
+            "events_per_cycle": accelerator.events_per_cycle,
             "weight_storage": accelerator.weight_storage,
             "debug_events": debug_events,
             "n_inputs": network.n_inputs,

@@ -1,6 +1,9 @@
 """The first hidden layer, event-driven: one weight column per input spike."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,11 +24,14 @@ def counter_shape(n_inputs):
 class EventLayer(LayerComponent):
     """First hidden layer: integrate-and-fire over time-ordered input events.
 
-    Each event reads the weight column of its input from a ROM (``packing.column_rom_words``
-    layout: ``lanes`` weights per word, one word per lane group) and adds ±1 to the ``lanes``
-    counters of its group. A counter holds the potential less ``threshold + 1`` (it starts at
-    ``-(threshold + 1)``), so a neuron's potential exceeds its threshold exactly when its
-    counter's sign bit is clear; the counters cannot overflow (:func:`counter_shape`).
+    Each token carries up to ``events_per_cycle`` events, slot ``w`` an input ``i`` with
+    ``i % events_per_cycle == w``. Each event reads the weight column of its input from its
+    slot's ROM bank (``packing.column_rom_words`` layout: ``lanes`` weights per word, one word
+    per lane group, bank ``i % events_per_cycle``), and each of the ``lanes`` counters of the
+    token's group adds the sum of the slots' ±1 weights. A counter holds the potential less
+    ``threshold + 1`` (it starts at ``-(threshold + 1)``), so a neuron's potential exceeds its
+    threshold exactly when its counter's sign bit is clear; the counters cannot overflow
+    (:func:`counter_shape`).
 
     At the end of each step (``step_end``) the neurons that have crossed and had not fired yet
     spike: one spike vector token is sent per active step, stamped with the spike time
@@ -40,30 +46,39 @@ class EventLayer(LayerComponent):
     layer : :class:`bs4nn.model.network.Layer`
     lanes : int
         Counters updated per cycle, ``1 .. layer.n_out``.
+    events_per_cycle : int
+        Event slots per token (a power of two).
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to make the weights and thresholds
         writable through ``w_weights`` (else the ROM and the thresholds are fixed).
 
     Members
     -------
-    i_events : ``In(stream.Signature(event_layout(n_in, groups), always_ready=True))``
+    i_events : ``In(stream.Signature(event_layout(n_in, groups, events_per_cycle),
+        always_ready=True))``
     o_spikes : ``Out(stream.Signature(spike_vector_layout(n_out), always_ready=True))``
     w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
-        only with ``weight_fields``: writes a column ROM word or a threshold.
+        only with ``weight_fields``: writes a column ROM word (bank: the address modulo
+        ``events_per_cycle``) or a threshold.
     """
 
     latency = 3
 
-    def __init__(self, layer, lanes, *, weight_fields=None):
+    def __init__(self, layer, lanes, *, events_per_cycle=1, weight_fields=None):
         require_layer(layer)
         if not isinstance(lanes, int) or not 1 <= lanes <= layer.n_out:
             raise ValueError(f"lanes must be between 1 and {layer.n_out}, got {lanes!r}")
+        if (not isinstance(events_per_cycle, int) or events_per_cycle < 1
+                or events_per_cycle & (events_per_cycle - 1)):
+            raise ValueError(f"events_per_cycle must be a power of two, got {events_per_cycle!r}")
         self._lanes = lanes
-        self._rom_init = packing.column_rom_words(layer.bits, lanes)
+        self._events_per_cycle = events_per_cycle
+        words = packing.column_rom_words(layer.bits, lanes, events_per_cycle)
+        self._bank_init = [words[bank::events_per_cycle] for bank in range(events_per_cycle)]
         self._groups = -(-layer.n_out // lanes)
         super().__init__(layer, {
-            "i_events": In(stream.Signature(event_layout(layer.n_in, self._groups),
-                                            always_ready=True)),
+            "i_events": In(stream.Signature(
+                event_layout(layer.n_in, self._groups, events_per_cycle), always_ready=True)),
             "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
                                              always_ready=True)),
         }, weight_fields)
@@ -78,30 +93,40 @@ class EventLayer(LayerComponent):
         return self._groups
 
     @property
-    def rom_depth(self):
-        return self._layer.n_in * self.groups
+    def events_per_cycle(self):
+        return self._events_per_cycle
+
+    @property
+    def bank_depth(self):
+        """Words per ROM bank: ``ceil(n_in / events_per_cycle) * groups``."""
+        return len(self._bank_init[0])
 
     def elaborate(self, platform):
         m = Module()
         layer, lanes, groups = self._layer, self._lanes, self.groups
-        rom = m.submodules.rom = Memory(shape=lanes, depth=self.rom_depth, init=self._rom_init)
-        read = rom.read_port()
+        n_banks = self._events_per_cycle
+        bank_bits = n_banks.bit_length() - 1
         weights = self.weight_port
-        if weights is not None:
-            write = rom.write_port()
-            m.d.comb += [
-                write.addr.eq(weights.payload.address),
-                write.data.eq(weights.payload.data),
-                write.en.eq(weights.valid
-                            & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)),
-            ]
-        thresholds = writable_thresholds(m, layer, weights)
-
         event = self.i_events.payload
-        if groups == 1:
-            m.d.comb += read.addr.eq(event.pixel)
-        else:
-            m.d.comb += read.addr.eq(event.pixel * groups + event.group)
+        reads = []
+        for bank, init in enumerate(self._bank_init):
+            rom = m.submodules[f"rom{bank}" if n_banks > 1 else "rom"] = Memory(
+                shape=lanes, depth=self.bank_depth, init=init)
+            read = rom.read_port()
+            reads.append(read)
+            if weights is not None:
+                write = rom.write_port()
+                address = weights.payload.address
+                m.d.comb += [
+                    write.addr.eq(address[bank_bits:]),
+                    write.data.eq(weights.payload.data),
+                    write.en.eq(weights.valid
+                                & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)
+                                & (address[:bank_bits] == bank if bank_bits else 1)),
+                ]
+            row = event.pixels[bank][bank_bits:]
+            m.d.comb += read.addr.eq(row if groups == 1 else row * groups + event.group)
+        thresholds = writable_thresholds(m, layer, weights)
 
         # Stage B: add the column.
         b_valid, b_token = Signal(), Signal.like(event)
@@ -116,13 +141,17 @@ class EventLayer(LayerComponent):
                              reset_less=True)
             init = -(thresholds[j] + 1)
             counters.append(counter)
-            weight = read.data[j % lanes]
+            # The sum of the slots' ±1 weights.
+            terms = [Mux(b_token.slots[bank], Mux(read.data[j % lanes], 1, -1), 0)
+                     if n_banks > 1 else Mux(read.data[j % lanes], 1, -1)
+                     for bank, read in enumerate(reads)]
+            delta = functools.reduce(operator.add, terms, Const(0, signed(2)))
             in_group = b_token.group == j // lanes if groups > 1 else 1
             with m.If(b_valid):
                 with m.If(b_token.start):
                     m.d.sync += counter.eq(init)
                 with m.Elif(in_group):
-                    m.d.sync += counter.eq(counter + Mux(weight, 1, -1))
+                    m.d.sync += counter.eq(counter + delta)
 
         # Stage C: compare at the end of each step.
         c_valid, c_token = Signal(), Signal.like(event)

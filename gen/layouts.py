@@ -55,16 +55,20 @@ def framed_beat_layout(n_beats, pixels_per_beat):
     })
 
 
-def event_layout(n_inputs, groups):
-    """An input spike event, in time order, as the scheduler hands it to the first layer.
+def event_layout(n_inputs, groups, events_per_cycle=1):
+    """A round of input spike events, in time order, as the scheduler hands it to the first
+    layer.
 
     Every image starts with one ``start`` token that carries no event (it resets the layers;
     with ``end`` also set the image has no event at all, and ``error`` marks a malformed frame).
-    Each other token is input ``pixel`` spiking at ``step``, for lane group ``group``;
-    ``step_end`` marks the last token of a step and ``end`` the last token of the image.
+    Each other token holds up to ``events_per_cycle`` events of one ``step``, for lane group
+    ``group``: slot ``w`` (bit ``w`` of ``slots``) is input ``pixels[w]``, one with
+    ``pixels[w] % events_per_cycle == w``; ``step_end`` marks the last token of a step and
+    ``end`` the last token of the image.
     """
     return data.StructLayout({
-        "pixel": index_shape(n_inputs),
+        "slots": events_per_cycle,
+        "pixels": data.ArrayLayout(index_shape(n_inputs), events_per_cycle),
         "group": index_shape(groups),
         "step": step_shape(),
         "start": 1,

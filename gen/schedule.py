@@ -17,9 +17,12 @@ class Schedule:
     """When each result leaves, exactly.
 
     Cycle 0 is the cycle whose rising edge accepts the first beat of the first image; beats
-    are offered back to back and ``m_axis_tready`` is held high. For image ``k``, ``n_k`` is
-    its number of input events (pixels of value >= 1), ``G = lane_groups``,
-    ``D = event_to_result``, ``C = credits`` and ``H = hidden_layers``.
+    are offered back to back and ``m_axis_tready`` is held high. ``E = events_per_cycle``,
+    ``G = lane_groups``, ``D = event_to_result``, ``C = credits`` and ``H = hidden_layers``.
+    Input ``i`` belongs to walker ``i % E``; a step with events costs as many *rounds* as the
+    largest number of its events that one walker holds, and for image ``k``, ``n_k`` is its
+    number of rounds (the sum over its steps; with ``E = 1``, its number of input events,
+    pixels of value >= 1).
 
     * Loading: frame ``k`` goes into bank ``k % 2``; its beats are accepted one per cycle
       from ``A_k = max(L_{k-1} + 1, W_{k-2} + finish_to_load)``, where ``L`` is the cycle of
@@ -28,12 +31,12 @@ class Schedule:
       previous image has finished, the image's bank is loaded and its first steps found, and
       one of the ``C`` result-queue slots is free (``T`` is a result's transfer cycle).
     * Events: the scheduler chooses a start token in cycle ``S_k``, then the image's ``n_k``
-      events in time order, each for ``G`` lane-group cycles: event ``j``, lane group ``g`` is
+      rounds in time order, each for ``G`` lane-group cycles: round ``j``, lane group ``g`` is
       chosen in cycle ``S_k + 1 + j·G + g``. A token chosen in cycle ``c`` leaves the
       scheduler in cycle ``c + 1`` and reaches the result queue ``D`` cycles later.
     * Early exit: when the output fires (decision step ``d``), the deciding token is the last
-      event of input step ``d - 1 - H`` (one step of delay per hidden layer); with ``n*``
-      events at steps up to that one, the result is written at ``R_k = S_k + 1 + n*·G + D``,
+      round of input step ``d - 1 - H`` (one step of delay per hidden layer); with ``n*``
+      rounds at steps up to that one, the result is written at ``R_k = S_k + 1 + n*·G + D``,
       and the same cycle tells the scheduler to drop the rest of the image. Otherwise
       ``R_k = S_k + 1 + n_k·G + D``.
     * Finish: ``W_k = S_k + 1 + n_k·G`` (the cycle after the last event), or
@@ -48,8 +51,10 @@ class Schedule:
     ----------
     beats_per_image : int
         ``ceil(n_inputs / pixels_per_beat)``.
+    events_per_cycle : int
+        ``E``: walkers of the scheduler, event slots per round.
     lane_groups : int
-        ``G``: cycles per input event, ``ceil(n_hidden / lanes)``.
+        ``G``: cycles per round, ``ceil(n_hidden / lanes)``.
     hidden_layers : int
         ``H``.
     credits : int
@@ -66,6 +71,7 @@ class Schedule:
     """
 
     beats_per_image: int
+    events_per_cycle: int
     lane_groups: int
     hidden_layers: int
     credits: int

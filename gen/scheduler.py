@@ -1,48 +1,52 @@
-"""Encoder and time-ordered event scheduler, double-buffered.
+"""Encoder and time-ordered event scheduler, double-buffered, several events per cycle.
 
 How it works
 ------------
 Pixel ``p`` spikes at step ``255 - p`` (the bitwise NOT of the 8-bit pixel); pixel 0 would
 spike at step 255, where no hidden neuron can spike any more, so it is not stored at all.
 
-*Loading.* Each image is written into one of two banks while the other bank is being read,
-so image ``k + 1`` loads while image ``k`` computes. A bank holds, for each of the
-``pixels_per_beat`` positions ``k`` of a beat, a linked list per time step: ``head_k[step]`` is
-the last beat whose pixel ``k`` spikes at ``step``, ``next_k[beat]`` links to the previous
-one (with a ``more`` bit ending the list), ``step_k[beat]`` is the step of the beat's pixel
-``k`` (255 when it is not stored), and the bitmap ``steps`` (256 bits) says which steps have a
-list. Heads are never cleared: a head is one of the image's iff it names an earlier beat of
-the image whose ``step_k`` is that step (a stale head fails the test, as the beat it names is
-either not loaded yet or spikes at another step). A whole beat is inserted per cycle: each
-position reads its head in the cycle the beat is accepted (a head written in that same cycle
-is forwarded) and writes head and step in the next cycle, and the link (whose ``more`` bit
-checks the head read) in the cycle after. Cost is one cycle per beat, whatever the pixels.
+The scheduler is four builders over one storage, each with its latencies as class constants
+that :attr:`EventScheduler.load_to_start` and the other schedule constants sum:
 
-*Reading.* The walker emits one event per cycle (per lane group, for ``groups`` > 1), in
-step order, with no bubbles inside an image:
-
-* a step finder keeps the next non-empty step ready in registers ``R``: a tree search of
+* :class:`BankLoader` writes each image into one of two banks while the other bank is read,
+  so image ``k + 1`` loads while image ``k`` computes. A bank holds, for each of the
+  ``pixels_per_beat`` positions ``k`` of a beat, a linked list per time step: ``head_k[step]``
+  is the last beat whose pixel ``k`` spikes at ``step``, ``next_k[beat]`` links to the previous
+  one (with a ``more`` bit ending the list), ``step_k[beat]`` is the step of the beat's pixel
+  ``k`` (255 when it is not stored), and the bitmap ``steps`` (256 bits) says which steps have
+  a list. Heads are never cleared: a head is one of the image's iff it names an earlier beat
+  of the image whose ``step_k`` is that step (a stale head fails the test, as the beat it
+  names is either not loaded yet or spikes at another step). A whole beat is inserted per
+  cycle, whatever its pixels.
+* :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: a tree search of
   ``steps`` queues the steps in order; ``P``, the step after ``R``, reads its heads from every
   position's head memory; ``R`` takes ``P`` with those heads and the positions that have a
-  list there (whose heads' ``step_k`` is the step). Every stage is registered, so that no
-  memory read and no search lies on the walker's one-cycle loop;
-* within a step, positions are taken in order (lowest first) and each position's list is
-  followed through ``next_k`` one node per cycle (the link read is issued in the cycle the
-  node is emitted, and decides the next node in the following cycle).
+  list there. ``R`` is loaded before an image starts, and again each time a step is taken.
+* :class:`Walkers`: ``events_per_cycle`` walkers share the positions (walker ``w`` owns the
+  positions ``k`` with ``k % events_per_cycle == w``). All walkers take a step from ``R``
+  together; each follows its positions' lists for that step, one node per cycle, and the step
+  ends when every walker is done. A cycle's nodes form one *round*: a token with one event
+  slot per walker. Each position's link memory is read one cycle ahead of the node it serves,
+  so the ``more`` bit of every node is known in the cycle the node is chosen, and the address
+  of the next read depends on the data just read through a single multiplexer (a list's next
+  node, or a register: the position's head for this step or for the next one).
+* the output token register: a round chosen in cycle ``c`` leaves on ``o_events`` in cycle
+  ``c + 1``.
 
 An image's tokens are: a ``start`` token in the cycle the image starts (``S``), then its
-events at ``S + 1 + j * groups + g``. The flags ``step_end``/``end`` of an event are only
-known once its link has been read, so the output token is registered: the token of a cycle
-appears on ``o_events`` one cycle later. The image is finished in the cycle after its last
-event (``S + 1 + n_events * groups``), or earlier when the output layer announces its decision
-through ``i_kill`` (the walker then drops the rest of the image). The next image starts in
-the following cycle when its bank is loaded and a result credit is free: at most ``credits``
-images are started and not yet taken from the result queue, so the result queue of that depth
-can never overflow and the compute pipeline never has to stall.
+rounds at ``S + 1 + j * groups + g`` (each round is sent once per lane group ``g``). A step
+costs as many rounds as the longest of its walkers' share of the step's events. The image is
+finished in the cycle after its last round (``S + 1 + rounds * groups``), or earlier when the
+output layer announces its decision through ``i_kill`` (the walkers then drop the rest of
+the image). The next image starts when its bank is loaded, its first step is in ``R`` and a
+result credit is free: at most ``credits`` images are started and not yet taken from the
+result queue, so the result queue of that depth can never overflow and the compute pipeline
+never has to stall.
 """
 
 import functools
 import operator
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
@@ -54,155 +58,72 @@ from .first_set import decode, first_set, lowest_set
 from .layouts import event_layout, framed_beat_layout, index_shape
 from .pixel_input import PIXELS_PER_BEAT_CHOICES
 
-__all__ = ["EventScheduler"]
+__all__ = ["EventScheduler", "BankLoader", "StepFinder", "Walkers", "EVENTS_PER_CYCLE_CHOICES"]
 
 N_STEPS = 256
+#: Supported walker counts (event slots per token); at most ``pixels_per_beat``.
+EVENTS_PER_CYCLE_CHOICES = (1, 2, 4, 8, 16)
 
 
-class EventScheduler(wiring.Component):
-    """Orders the spikes of each image by time, two images in flight (see the module doc).
+class _Storage:
+    """The banks' memories: per position a head memory (block RAM), and link and step
+    memories (small LUT RAMs, on the walkers' one-cycle loop)."""
 
-    Parameters
-    ----------
-    n_inputs : int
-        Pixels per image.
-    pixels_per_beat : int
-        Pixels per input beat.
-    groups : int
-        Lane groups of the first layer: each event is emitted ``groups`` times.
-    credits : int
-        Depth of the result queue (a power of two): images started and not yet taken.
-    drain_cycles : int
-        Cycles a token may take from ``o_events`` to the result queue; ``o_idle`` waits for
-        that long after the last token.
+    def __init__(self, m, ppb, ptr_width):
+        self.heads, self.links, self.steps = [], [], []
+        for k in range(ppb):
+            self.heads.append(Memory(shape=ptr_width, depth=2 * N_STEPS, init=[]))
+            # link word: bits [0, ptr_width) previous beat of the list, bit ptr_width "more"
+            self.links.append(Memory(shape=ptr_width + 1, depth=2 << ptr_width, init=[],
+                                     attrs={"ram_style": "distributed"}))
+            self.steps.append(Memory(shape=8, depth=2 << ptr_width, init=[],
+                                     attrs={"ram_style": "distributed"}))
+            m.submodules[f"heads{k}"] = self.heads[k]
+            m.submodules[f"links{k}"] = self.links[k]
+            m.submodules[f"step_mem{k}"] = self.steps[k]
+        self.bitmaps = [Signal(N_STEPS, name=f"steps{b}") for b in range(2)]
+        self.full = Signal(2)    # loaded, not yet finished by the walkers
+        self.error = Signal(2)   # the frame in the bank was malformed
 
-    Members
-    -------
-    i_beats : ``In(stream.Signature(framed_beat_layout(n_beats, pixels_per_beat)))``
-    o_events : ``Out(stream.Signature(event_layout(n_inputs, groups), always_ready=True))``
-    i_kill : ``In(stream.Signature(range(credits), always_ready=True))``
-        The output layer has decided the image with this tag (images are tagged with their
-        sequence number modulo ``credits``).
-    i_result_taken : ``In(1)``
-        A result has left the result queue (returns a credit).
-    i_pause : ``In(1)``
-        Take no new frame (a frame already begun is finished).
-    i_hold : ``In(1)``
-        Emit no token this cycle (the debug stream is full); an image may still finish.
-    i_may_start : ``In(1, init=1)``
-        Whether an image may start (the debug stream lowers it until the previous image has
-        left the layers and its events have been sent, so that images never mix there).
-    o_drained : ``Out(1)``
-        No image is being walked and no token is in the layers.
-    o_idle : ``Out(1)``
-        Nothing is stored, computing or waiting to be taken, no frame is open and no token
-        is in the layers: weights may be rewritten.
+
+class BankLoader:
+    """Writes framed beats into the bank being loaded, one beat per cycle.
+
+    Stage 0 (the beat is accepted) reads each position's head (a head written in that same
+    cycle is forwarded, so that the block RAM's output goes straight into a register);
+    stage 1 writes head and step; stage 2 writes the link, whose ``more`` bit checks the head
+    read, off the block RAM's output.
     """
 
-    def __init__(self, n_inputs, pixels_per_beat, groups=1, credits=4, drain_cycles=16):
-        if not isinstance(n_inputs, int) or n_inputs < 1:
-            raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}")
-        if pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
-            raise ValueError(f"pixels_per_beat must be one of {PIXELS_PER_BEAT_CHOICES}, "
-                             f"got {pixels_per_beat!r}")
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"groups must be a positive integer, got {groups!r}")
-        if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
-            raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
-        self._n_inputs = n_inputs
-        self._pixels_per_beat = pixels_per_beat
-        self._groups = groups
-        self._credits = credits
-        if not isinstance(drain_cycles, int) or drain_cycles < 1:
-            raise ValueError(f"drain_cycles must be a positive integer, got {drain_cycles!r}")
-        self._drain_cycles = drain_cycles
-        super().__init__({
-            "i_beats": In(stream.Signature(framed_beat_layout(self.n_beats, pixels_per_beat))),
-            "o_events": Out(stream.Signature(event_layout(n_inputs, groups), always_ready=True)),
-            "i_kill": In(stream.Signature(range(credits), always_ready=True)),
-            "i_result_taken": In(1),
-            "i_pause": In(1),
-            "i_hold": In(1),
-            "i_may_start": In(1, init=1),
-            "o_idle": Out(1),
-            "o_drained": Out(1),
-        })
-
-    @property
-    def n_inputs(self):
-        return self._n_inputs
-
-    @property
-    def pixels_per_beat(self):
-        return self._pixels_per_beat
-
-    @property
-    def groups(self):
-        return self._groups
-
-    @property
-    def credits(self):
-        return self._credits
-
-    @property
-    def n_beats(self):
-        return -(-self._n_inputs // self._pixels_per_beat)
-
-    #: Image banks: one is loaded while the other is computed.
-    banks = 2
-    #: Steps the step finder queues per bank before the bank's image may start.
-    step_queue_depth = 2
     #: Cycles from a frame's last beat being accepted to its bank being marked full: the beat
-    #: is stored in loader stage 1, which marks the bank full in the cycle after.
+    #: is stored in stage 1, which marks the bank full in the cycle after.
     load_to_full = 2
-    #: Cycles from a frame's last beat being accepted to the first cycle its image can start:
-    #: the bank is marked full, then the step finder queues its first steps, one per cycle.
-    load_to_start = load_to_full + step_queue_depth
-    #: Cycles from an image's finish to the first cycle the next image can start.
-    finish_to_start = 1
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
 
-    def elaborate(self, platform):
-        m = Module()
-        ppb, n_beats, groups = self._pixels_per_beat, self.n_beats, self._groups
-        ptr_width = max(1, ceil_log2(n_beats))
+    def __init__(self, n_inputs, pixels_per_beat, ptr_width):
+        self._n_inputs = n_inputs
+        self._ppb = pixels_per_beat
+        self._ptr_width = ptr_width
 
-        # --- storage, two banks (the bank is the top address bit) ---------------------------
-        heads, links, step_mems = [], [], []
-        for k in range(ppb):
-            heads.append(Memory(shape=ptr_width, depth=2 * N_STEPS, init=[]))
-            # link word: bits [0, ptr_width) previous beat of the list, bit ptr_width "more"
-            # Lists are followed one node per cycle, the read data deciding the next address:
-            # small LUT RAMs keep that loop short.
-            links.append(Memory(shape=ptr_width + 1, depth=2 << ptr_width, init=[],
-                                attrs={"ram_style": "distributed"}))
-            step_mems.append(Memory(shape=8, depth=2 << ptr_width, init=[],
-                                    attrs={"ram_style": "distributed"}))
-            m.submodules[f"heads{k}"] = heads[k]
-            m.submodules[f"links{k}"] = links[k]
-            m.submodules[f"step_mem{k}"] = step_mems[k]
-        steps = [Signal(N_STEPS, name=f"steps{b}") for b in range(2)]
-        bank_full = Signal(2)   # loaded, not yet finished by the walker
-        primed = Signal(2)      # loaded, and its first steps queued (the image may start)
-        bank_error = Signal(2)  # the frame in the bank was malformed
-
-        # --- loader: stage 0 (beat accepted) reads heads, stages 1 and 2 write ----------
-        beats = self.i_beats
+    def build(self, m, store, beats, pause, release):
+        """``beats``: the framed beat stream; ``pause``: take no new frame; ``release``: a
+        ``(valid, bank)`` pair, the walkers finishing the image in ``bank``. Returns the
+        ``frame_open`` and ``busy`` (a beat in stage 1) signals."""
+        ppb, ptr_width = self._ppb, self._ptr_width
         load_bank = Signal()
         frame_open = Signal()   # a frame has begun and its last beat has not come yet
         accept = Signal()
         m.d.comb += [
-            beats.ready.eq(~bank_full.bit_select(load_bank, 1) & ~(self.i_pause & ~frame_open)),
+            beats.ready.eq(~store.full.bit_select(load_bank, 1) & ~(pause & ~frame_open)),
             accept.eq(beats.valid & beats.ready),
         ]
-        head_write = [heads[k].write_port() for k in range(ppb)]
-        # Not transparent: a head written in the cycle it is read is forwarded (below), so
-        # that the block RAM's output goes straight into a register.
-        head_load = [heads[k].read_port() for k in range(ppb)]
-        link_write = [links[k].write_port() for k in range(ppb)]
-        step_write = [step_mems[k].write_port() for k in range(ppb)]
-        head_step = [step_mems[k].read_port(domain="comb") for k in range(ppb)]
+        head_write = [store.heads[k].write_port() for k in range(ppb)]
+        # Not transparent: a head written in the cycle it is read is forwarded (below).
+        head_load = [store.heads[k].read_port() for k in range(ppb)]
+        link_write = [store.links[k].write_port() for k in range(ppb)]
+        step_write = [store.steps[k].write_port() for k in range(ppb)]
+        head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
 
         s1_valid = Signal()
         s1_bank = Signal()
@@ -238,8 +159,6 @@ class EventScheduler(wiring.Component):
         with m.Elif(accept):
             m.d.sync += frame_open.eq(1)
 
-        # Stage 2 writes the link: whether the head read in stage 0 is one of this image's
-        # is decided one cycle after the read, off the block RAM's output.
         s2_bank = Signal()
         s2_beat = Signal(ptr_width)
         s2_insert = Signal(ppb)
@@ -272,136 +191,81 @@ class EventScheduler(wiring.Component):
                 head_write[k].en.eq(s1_valid & s1_insert[k]),
             ]
 
-        # --- walker: step finder register R, then positions, then links --------------------
-        link_read = [links[k].read_port() for k in range(ppb)]
-        head_read = [heads[k].read_port() for k in range(ppb)]
-        walk_step = [step_mems[k].read_port(domain="comb") for k in range(ppb)]
+        # A step's bit is set as its first pixel is stored, and cleared as the step finder
+        # queues it; a frame's first beat clears its bank's bitmap.
+        inserted_any = Signal(N_STEPS)
+        m.d.comb += inserted_any.eq(functools.reduce(operator.or_, [
+            Mux(s1_valid & s1_insert[k], s1_onehot[k], 0) for k in range(ppb)]))
+        release_valid, release_bank = release
+        for b in range(2):
+            here = s1_bank == b
+            with m.If(s1_valid & here & s1_end):
+                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s1_error)]
+            with m.If(release_valid & (release_bank == b)):
+                m.d.sync += store.full[b].eq(0)
+        return SimpleNamespace(
+            frame_open=frame_open, busy=s1_valid,
+            clear=[s1_valid & s1_start & (s1_bank == b) for b in range(2)],
+            inserted=[Mux(s1_bank == b, inserted_any, 0) for b in range(2)])
 
-        active = Signal()      # an image is being walked
-        bank = Signal()        # its bank (when idle: the bank of the next image)
-        tag = Signal(range(self._credits), init=self._credits - 1)
-        in_flight = Signal(range(self._credits + 1))
 
-        # R, the walker's next step, all registers: the step, its lists' heads and the
-        # positions with a list there. It is loaded from P, the step after it, whose heads
-        # were read when P was loaded; a head is the image's when its beat's step is P's.
-        r_valid = Signal()
-        r_step = Signal(8)
-        r_heads = [Signal(ptr_width, name=f"r_head{k}") for k in range(ppb)]
-        r_mask = Signal(ppb)
+class StepFinder:
+    """Keeps the walkers' next step ready in registers ``R`` (see the module doc).
+
+    A queue of two steps per bank is filled, lowest step first, from the bank's bitmap as soon
+    as the bank is loaded (each step's bit is cleared as it is queued); the fill depends on
+    registers only. ``P`` takes the queue's head and reads its heads; ``R`` takes ``P`` each
+    time the walkers take ``R``, and once more before an image starts. One fill per cycle keeps
+    a step ready for every cycle.
+    """
+
+    #: Steps the step finder queues per bank before the bank's image may start.
+    step_queue_depth = 2
+    #: Cycles from a bank being marked full to the cycle ``R`` holds its image's first step
+    #: (the walkers may start the image in that cycle): the queue primes, then ``P`` is read,
+    #: then ``R`` takes ``P``.
+    full_to_ready = step_queue_depth + 1
+    #: Cycles from an image's finish to the first cycle ``R`` holds the next image's first
+    #: step: ``P`` reads it in the finishing cycle, ``R`` takes it in the next.
+    finish_to_ready = 2
+
+    def __init__(self, ppb, ptr_width):
+        self._ppb = ppb
+        self._ptr_width = ptr_width
+
+    def build(self, m, store, loader, *, bank, active, finish, take):
+        """``take``: the walkers take ``R`` this cycle (an image starts or a step ends).
+        Returns ``R`` (``valid``, ``step``, ``heads``, ``mask``, ``ready``), and ``primed``:
+        the banks whose image may start."""
+        ppb, ptr_width = self._ppb, self._ptr_width
+        head_read = [store.heads[k].read_port() for k in range(ppb)]
+        head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
+
+        r = SimpleNamespace(
+            valid=Signal(name="r_valid"), step=Signal(8, name="r_step"),
+            heads=[Signal(ptr_width, name=f"r_head{k}") for k in range(ppb)],
+            mask=Signal(ppb, name="r_mask"), ready=Signal(name="r_ready"))
         p_ready = Signal()      # P holds the first step of `bank` (or that it has none)
         p_valid = Signal()
         p_step = Signal(8)
         p_mask = Signal(ppb)
         for k in range(ppb):
             m.d.comb += [
-                walk_step[k].addr.eq(Cat(head_read[k].data, bank)),
-                p_mask[k].eq(walk_step[k].data == p_step),
+                head_step[k].addr.eq(Cat(head_read[k].data, bank)),
+                p_mask[k].eq(head_step[k].data == p_step),
             ]
 
-        step = Signal(8)                                   # step being walked
-        mask = Signal(ppb)                                 # positions of it not yet started
-        step_heads = [Signal(ptr_width, name=f"step_head{k}") for k in range(ppb)]
-        have_node = Signal()                               # a node was emitted last cycle
-        node_position = Signal(index_shape(ppb))
-        node_beat = Signal(ptr_width)
-        group = Signal(range(groups))
-
-        link_words = [link_read[k].data for k in range(ppb)]
-        link_more = Cat(*[word[ptr_width] for word in link_words]).bit_select(node_position, 1)
-        link_beat = Signal(ptr_width)
-        with m.Switch(node_position):
-            for k in range(ppb):
-                with m.Case(k):
-                    m.d.comb += link_beat.eq(link_words[k][:ptr_width])
-
-        repeat = Signal()      # emit the same node for the next lane group
-        follow = Signal()      # next node of the same list
-        from_mask = Signal()   # first node of the next position of this step
-        from_r = Signal()      # first node of the next step
-        m.d.comb += [
-            repeat.eq(have_node & (group != groups - 1)),
-            follow.eq(have_node & ~repeat & link_more),
-            from_mask.eq(~repeat & ~follow & (mask != 0)),
-            from_r.eq(~repeat & ~follow & (mask == 0) & r_valid),
-        ]
-        kill = Signal()
-        finish = Signal()
-        start = Signal()
-        # An image starts only while the walker is idle, so that `start` depends on registers
-        # alone (the walker's own decisions make a long enough path); when idle, `bank` is
-        # already the next image's bank.
-        m.d.comb += [
-            kill.eq(active & self.i_kill.valid & (self.i_kill.payload == tag)),
-            finish.eq(active & (kill | ~(repeat | follow | from_mask | from_r))),
-            start.eq(~active & primed.bit_select(bank, 1) & p_ready & (in_flight < self._credits)
-                     & ~self.i_hold & self.i_may_start),
-        ]
-        emit_new = Signal()
-        emit_repeat = Signal()
-        m.d.comb += [
-            emit_new.eq(active & ~kill & ~self.i_hold & (follow | from_mask | from_r)),
-            emit_repeat.eq(active & ~kill & ~self.i_hold & repeat),
-        ]
-
-        _, mask_first = first_set(m, mask, "mask_first")
-        _, r_first = first_set(m, r_mask, "r_first")
-        new_position = Signal(index_shape(ppb))
-        new_beat = Signal(ptr_width)
-        with m.If(follow):
-            m.d.comb += [new_position.eq(node_position), new_beat.eq(link_beat)]
-        with m.Elif(from_mask):
-            m.d.comb += new_position.eq(mask_first)
-            with m.Switch(mask_first):
-                for k in range(ppb):
-                    with m.Case(k):
-                        m.d.comb += new_beat.eq(step_heads[k])
-        with m.Else():
-            m.d.comb += new_position.eq(r_first)
-            with m.Switch(r_first):
-                for k in range(ppb):
-                    with m.Case(k):
-                        m.d.comb += new_beat.eq(r_heads[k])
-        for k in range(ppb):
-            m.d.comb += [
-                link_read[k].addr.eq(Cat(new_beat, bank)),
-                link_read[k].en.eq(emit_new),
-            ]
-
-        with m.If(emit_new):
-            m.d.sync += [
-                have_node.eq(1),
-                node_position.eq(new_position),
-                node_beat.eq(new_beat),
-                group.eq(0),
-            ]
-            with m.If(from_mask):
-                m.d.sync += mask.eq(mask & ~(Const(1, ppb) << mask_first))
-            with m.If(from_r):
-                m.d.sync += [step.eq(r_step), mask.eq(r_mask & ~(Const(1, ppb) << r_first))]
-                m.d.sync += [step_heads[k].eq(r_heads[k]) for k in range(ppb)]
-        with m.Elif(emit_repeat):
-            m.d.sync += group.eq(group + 1)
-        with m.Elif(~(active & ~kill & self.i_hold)):
-            m.d.sync += have_node.eq(0)
-
-        # Step finder, three stages. A queue of two steps per bank is filled, lowest step
-        # first, from the bank's bitmap as soon as the bank is loaded (each step's bit is
-        # cleared as it is queued); the fill depends on registers only. P takes the queue's
-        # head and reads its heads; R takes P. P is loaded with R, and for the next image as
-        # soon as its bank's queue has a step (or its bitmap is empty): in the cycle the
-        # previous image finishes, or later while the walker is idle. One fill per cycle keeps
-        # a step ready for every cycle.
         load_r = Signal()
         load_p = Signal()
         finder_bank = Signal()
         m.d.comb += [
-            load_r.eq(start | (emit_new & from_r)),
+            load_r.eq(take | (~active & p_ready & ~r.ready)),
             finder_bank.eq(bank ^ finish),
         ]
         depth = self.step_queue_depth
         assert depth == 2, "the queue below has two entries"
-        queued_any, queued_step, steps_next, unqueued_any = [], [], [], []
+        primed = Signal(2)
+        queued_any, queued_step, unqueued_any = [], [], []
         for b in range(2):
             # Two entries, indexed by the low bit of the write and read counters.
             write = Signal(2, name=f"queue_write{b}")
@@ -410,9 +274,10 @@ class EventScheduler(wiring.Component):
             count = Signal(2, name=f"queue_count{b}")
             priming = Signal(2, name=f"priming{b}")
             m.d.comb += count.eq(write - read)
-            lowest_any, lowest_step, without_lowest = lowest_set(m, steps[b], f"lowest{b}")
+            bitmap = store.bitmaps[b]
+            lowest_any, lowest_step, without_lowest = lowest_set(m, bitmap, f"lowest{b}")
             fill = Signal(name=f"fill{b}")
-            m.d.comb += fill.eq(bank_full[b] & (count != depth) & lowest_any)
+            m.d.comb += fill.eq(store.full[b] & (count != depth) & lowest_any)
             with m.If(fill):
                 m.d.sync += write.eq(write + 1)
             for e in range(depth):
@@ -420,25 +285,28 @@ class EventScheduler(wiring.Component):
                     m.d.sync += entries[e].eq(lowest_step)
             with m.If(load_p & (finder_bank == b) & (count != 0)):
                 m.d.sync += read.eq(read + 1)
-            with m.If(bank_full[b] & (priming != depth)):
+            # A bank's image may start `full_to_ready` cycles after the bank is full, even when
+            # its first step is ready sooner (an image without events).
+            with m.If(store.full[b] & (priming != self.full_to_ready)):
                 m.d.sync += priming.eq(priming + 1)
-            m.d.comb += primed[b].eq(priming == depth)
+            m.d.comb += primed[b].eq(priming == self.full_to_ready)
             with m.If(finish & (bank == b)):
                 m.d.sync += [write.eq(0), read.eq(0), priming.eq(0)]
-            steps_next.append(Mux(fill, without_lowest, steps[b]))
-            head_step = Signal(8, name=f"queue_head{b}")
-            m.d.comb += head_step.eq(Mux(read[0], entries[1], entries[0]))
+            # The loader and the step finder never work on the same bank at once.
+            bitmap_next = Mux(fill, without_lowest, bitmap)
+            m.d.sync += bitmap.eq(Mux(loader.clear[b], 0, bitmap_next) | loader.inserted[b])
+            head = Signal(8, name=f"queue_head{b}")
+            m.d.comb += head.eq(Mux(read[0], entries[1], entries[0]))
             queued_any.append(count != 0)
-            queued_step.append(head_step)
+            queued_step.append(head)
             unqueued_any.append(lowest_any)
         next_ready = Signal()
         m.d.comb += [
-            next_ready.eq(bank_full.bit_select(finder_bank, 1)
+            next_ready.eq(store.full.bit_select(finder_bank, 1)
                           & Mux(finder_bank, queued_any[1] | ~unqueued_any[1],
                                 queued_any[0] | ~unqueued_any[0])),
             load_p.eq(load_r | (next_ready & (finish | (~active & ~p_ready)))),
         ]
-        skip_bank = start & bank_error.bit_select(bank, 1)
         found_step = Mux(finder_bank, queued_step[1], queued_step[0])
         for k in range(ppb):
             m.d.comb += [
@@ -455,74 +323,311 @@ class EventScheduler(wiring.Component):
             m.d.sync += p_ready.eq(0)
         with m.If(load_r):
             m.d.sync += [
-                r_valid.eq(p_valid & ~skip_bank),
-                r_step.eq(p_step),
-                r_mask.eq(p_mask),
+                r.valid.eq(p_valid),
+                r.step.eq(p_step),
+                r.mask.eq(p_mask),
+                r.ready.eq(1),
             ]
-            m.d.sync += [r_heads[k].eq(head_read[k].data) for k in range(ppb)]
-
-        with m.If(start):
-            m.d.sync += [
-                active.eq(1),
-                tag.eq(tag + 1),
-                mask.eq(0),
-                have_node.eq(0),
-            ]
-        with m.Elif(finish):
-            m.d.sync += active.eq(0)
+            m.d.sync += [r.heads[k].eq(head_read[k].data) for k in range(ppb)]
         with m.If(finish):
-            m.d.sync += bank.eq(~bank)
+            m.d.sync += r.ready.eq(0)
+        return r, primed
+
+
+class Walkers:
+    """``events_per_cycle`` walkers over the lists of the step in ``R`` (see the module doc).
+
+    Each position's link memory has one read port, read one cycle ahead of the node it
+    serves: its address is the next node of the position's list if the position's current
+    node has one, else the position's head for this step (if its list has not started yet),
+    else its head for the next step, in ``R``. So the node chosen in a cycle has its link word
+    (its successor and ``more`` bit) in that same cycle.
+    """
+
+    def __init__(self, ppb, ptr_width, events_per_cycle, groups):
+        self._ppb = ppb
+        self._ptr_width = ptr_width
+        self._walkers = events_per_cycle
+        self._groups = groups
+
+    def positions(self, w):
+        """The positions of walker ``w``."""
+        return list(range(w, self._ppb, self._walkers))
+
+    @staticmethod
+    def walker_of(pixel, events_per_cycle):
+        """The walker of input ``pixel`` (an int or an int array): its position modulo
+        ``events_per_cycle``, which divides ``pixels_per_beat``, so the pixel index modulo it."""
+        return pixel % events_per_cycle
+
+    def build(self, m, store, r, *, bank, active, advance, take, skip, finish):
+        """``advance``: the round chosen this cycle is sent for the last lane group, so the
+        walkers move on; ``take``: they take ``R`` for the next round (an image starts or a
+        step ends); ``skip``: the image starting is malformed (no events). Returns the round
+        (``slots``, ``pixels``: per walker a node valid flag and its pixel index), ``more``
+        (a slot's node has a successor or its walker a list left), ``step_end``."""
+        ppb, ptr_width, groups = self._ppb, self._ptr_width, self._groups
+        link_read = [store.links[k].read_port() for k in range(ppb)]
+        step_heads = [Signal(ptr_width, name=f"step_head{k}") for k in range(ppb)]
+        with m.If(take):
+            m.d.sync += [step_heads[k].eq(r.heads[k]) for k in range(ppb)]
+
+        slots, pixels, done = [], [], []
+        for w in range(self._walkers):
+            own = self.positions(w)
+            n_own = len(own)
+            node = Signal(n_own, name=f"walker{w}_node")     # one-hot position of the node
+            beat = Signal(ptr_width, name=f"walker{w}_beat")
+            mask = Signal(n_own, name=f"walker{w}_mask")     # lists of this step not started
+            links = [link_read[k].data for k in own]
+            more = Signal(name=f"walker{w}_more")             # the node has a successor
+            m.d.comb += more.eq(functools.reduce(operator.or_, [
+                node[i] & links[i][ptr_width] for i in range(n_own)]))
+            successor = Signal(ptr_width, name=f"walker{w}_successor")
+            m.d.comb += successor.eq(functools.reduce(operator.or_, [
+                Mux(node[i], links[i][:ptr_width], 0) for i in range(n_own)]))
+            for i, k in enumerate(own):
+                follow = node[i] & links[i][ptr_width]
+                m.d.comb += [
+                    link_read[k].addr.eq(Cat(
+                        Mux(follow, links[i][:ptr_width],
+                            Mux(mask[i], step_heads[k], r.heads[k])), bank)),
+                    link_read[k].en.eq(advance | take | ~active),
+                ]
+            # The next node: the successor, else the first list left in the mask, else (when
+            # the walkers take R) the first of this walker's lists in R.
+            mask_any, mask_first = first_set(m, mask, f"walker{w}_mask_first")
+            r_own = Cat(*[r.mask[k] for k in own])
+            r_any, r_first = first_set(m, r_own, f"walker{w}_r_first")
+
+            def head_of(index, heads, own=own):
+                value = Signal(ptr_width)
+                with m.Switch(index):
+                    for i, k in enumerate(own):
+                        with m.Case(i):
+                            m.d.comb += value.eq(heads[k])
+                return value
+
+            with m.If(take):
+                m.d.sync += [
+                    node.eq(Mux(r.valid & ~skip & r_any, decode(
+                        m, r_first, n_own, f"walker{w}_r_onehot"), 0)),
+                    beat.eq(head_of(r_first, r.heads)),
+                    mask.eq(Mux(r.valid & ~skip, r_own & ~(Const(1, n_own) << r_first), 0)),
+                ]
+            with m.Elif(advance):
+                with m.If(more):
+                    m.d.sync += beat.eq(successor)
+                with m.Elif(mask_any):
+                    m.d.sync += [
+                        node.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
+                        beat.eq(head_of(mask_first, step_heads)),
+                        mask.eq(mask & ~(Const(1, n_own) << mask_first)),
+                    ]
+                with m.Else():
+                    m.d.sync += node.eq(0)
+            with m.If(finish & ~take):
+                m.d.sync += [node.eq(0), mask.eq(0)]
+            position = Signal(index_shape(ppb), name=f"walker{w}_position")
+            m.d.comb += position.eq(functools.reduce(operator.or_, [
+                Mux(node[i], k, 0) for i, k in enumerate(own)]))
+            slots.append(node.any())
+            pixels.append(Cat(position, beat) if ppb > 1 else beat)
+            done.append(~more & (mask == 0))
+        step_end = Signal()
+        m.d.comb += step_end.eq(functools.reduce(operator.and_, done))
+        assert groups >= 1
+        return SimpleNamespace(slots=Cat(*slots), pixels=pixels, step_end=step_end)
+
+
+class EventScheduler(wiring.Component):
+    """Orders the spikes of each image by time, two images in flight (see the module doc).
+
+    Parameters
+    ----------
+    n_inputs : int
+        Pixels per image.
+    pixels_per_beat : int
+        Pixels per input beat.
+    groups : int
+        Lane groups of the first layer: each round is sent ``groups`` times.
+    credits : int
+        Depth of the result queue (a power of two): images started and not yet taken.
+    drain_cycles : int
+        Cycles a token may take from ``o_events`` to the result queue; ``o_idle`` waits for
+        that long after the last token.
+    events_per_cycle : int
+        Walkers, and so event slots per token (one of :data:`EVENTS_PER_CYCLE_CHOICES`, at
+        most ``pixels_per_beat``).
+
+    Members
+    -------
+    i_beats : ``In(stream.Signature(framed_beat_layout(n_beats, pixels_per_beat)))``
+    o_events : ``Out(stream.Signature(event_layout(n_inputs, groups, events_per_cycle),
+        always_ready=True))``
+    i_kill : ``In(stream.Signature(range(credits), always_ready=True))``
+        The output layer has decided the image with this tag (images are tagged with their
+        sequence number modulo ``credits``).
+    i_result_taken : ``In(1)``
+        A result has left the result queue (returns a credit).
+    i_pause : ``In(1)``
+        Take no new frame (a frame already begun is finished).
+    i_hold : ``In(1)``
+        Emit no token this cycle (the debug stream is full); an image may still finish.
+    i_may_start : ``In(1, init=1)``
+        Whether an image may start (the debug stream lowers it until the previous image has
+        left the layers and its events have been sent, so that images never mix there).
+    o_drained : ``Out(1)``
+        No image is being walked and no token is in the layers.
+    o_idle : ``Out(1)``
+        Nothing is stored, computing or waiting to be taken, no frame is open and no token
+        is in the layers: weights may be rewritten.
+    """
+
+    #: Image banks: one is loaded while the other is computed.
+    banks = 2
+    #: Cycles from a frame's last beat being accepted to the first cycle its image can start.
+    load_to_start = BankLoader.load_to_full + StepFinder.full_to_ready
+    #: Cycles from an image's finish to the first cycle the next image can start.
+    finish_to_start = StepFinder.finish_to_ready
+    #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
+    finish_to_load = BankLoader.finish_to_load
+
+    def __init__(self, n_inputs, pixels_per_beat, groups=1, credits=4, drain_cycles=16,
+                 events_per_cycle=1):
+        if not isinstance(n_inputs, int) or n_inputs < 1:
+            raise ValueError(f"n_inputs must be a positive integer, got {n_inputs!r}")
+        if pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
+            raise ValueError(f"pixels_per_beat must be one of {PIXELS_PER_BEAT_CHOICES}, "
+                             f"got {pixels_per_beat!r}")
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
+            raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
+        if not isinstance(drain_cycles, int) or drain_cycles < 1:
+            raise ValueError(f"drain_cycles must be a positive integer, got {drain_cycles!r}")
+        if events_per_cycle not in EVENTS_PER_CYCLE_CHOICES or events_per_cycle > pixels_per_beat:
+            raise ValueError(f"events_per_cycle must be one of {EVENTS_PER_CYCLE_CHOICES} and "
+                             f"at most pixels_per_beat ({pixels_per_beat}), "
+                             f"got {events_per_cycle!r}")
+        self._n_inputs = n_inputs
+        self._pixels_per_beat = pixels_per_beat
+        self._groups = groups
+        self._credits = credits
+        self._drain_cycles = drain_cycles
+        self._events_per_cycle = events_per_cycle
+        super().__init__({
+            "i_beats": In(stream.Signature(framed_beat_layout(self.n_beats, pixels_per_beat))),
+            "o_events": Out(stream.Signature(
+                event_layout(n_inputs, groups, events_per_cycle), always_ready=True)),
+            "i_kill": In(stream.Signature(range(credits), always_ready=True)),
+            "i_result_taken": In(1),
+            "i_pause": In(1),
+            "i_hold": In(1),
+            "i_may_start": In(1, init=1),
+            "o_idle": Out(1),
+            "o_drained": Out(1),
+        })
+
+    @property
+    def n_inputs(self):
+        return self._n_inputs
+
+    @property
+    def pixels_per_beat(self):
+        return self._pixels_per_beat
+
+    @property
+    def groups(self):
+        return self._groups
+
+    @property
+    def credits(self):
+        return self._credits
+
+    @property
+    def events_per_cycle(self):
+        return self._events_per_cycle
+
+    @property
+    def n_beats(self):
+        return -(-self._n_inputs // self._pixels_per_beat)
+
+    def elaborate(self, platform):
+        m = Module()
+        ppb, groups = self._pixels_per_beat, self._groups
+        ptr_width = max(1, ceil_log2(self.n_beats))
+        store = _Storage(m, ppb, ptr_width)
+
+        active = Signal()      # an image is being walked
+        bank = Signal()        # its bank (when idle: the bank of the next image)
+        tag = Signal(range(self._credits), init=self._credits - 1)
+        in_flight = Signal(range(self._credits + 1))
+        finish = Signal()
+        start = Signal()
+        advance = Signal()
+        take = Signal()
+        skip = Signal()
+
+        loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
+            m, store, self.i_beats, self.i_pause, (finish, bank))
+        r, primed = StepFinder(ppb, ptr_width).build(
+            m, store, loader, bank=bank, active=active, finish=finish, take=take)
+        walkers = Walkers(ppb, ptr_width, self._events_per_cycle, groups).build(
+            m, store, r, bank=bank, active=active, advance=advance, take=take, skip=skip,
+            finish=finish)
+
+        # Control: a round is chosen in every cycle of an image that has one, once per lane
+        # group; an image starts only while the walkers are idle, so that `start` depends on
+        # registers alone; when idle, `bank` is already the next image's bank.
+        group = Signal(range(groups))
+        last_group = group == groups - 1
+        kill = Signal()
+        emit = Signal()
+        m.d.comb += [
+            kill.eq(active & self.i_kill.valid & (self.i_kill.payload == tag)),
+            emit.eq(active & ~kill & ~self.i_hold & (walkers.slots != 0)),
+            advance.eq(emit & last_group),
+            finish.eq(active & (kill | (walkers.slots == 0))),
+            start.eq(~active & primed.bit_select(bank, 1) & r.ready
+                     & (in_flight < self._credits) & ~self.i_hold & self.i_may_start),
+            skip.eq(start & store.error.bit_select(bank, 1)),
+            take.eq(start | (advance & walkers.step_end)),
+        ]
+        with m.If(emit):
+            m.d.sync += group.eq(Mux(last_group, 0, group + 1))
+        with m.Elif(finish):
+            m.d.sync += group.eq(0)   # a kill may come between two lane groups of a round
+        step = Signal(8)
+        with m.If(take):
+            m.d.sync += step.eq(r.step)
+        with m.If(start):
+            m.d.sync += [active.eq(1), tag.eq(tag + 1)]
+        with m.Elif(finish):
+            m.d.sync += [active.eq(0), bank.eq(~bank)]
         m.d.sync += in_flight.eq(in_flight + start - self.i_result_taken)
 
-        # --- bank state and bitmaps: one next-value per register -------------------------
-        inserted_any = Signal(N_STEPS)
-        m.d.comb += inserted_any.eq(functools.reduce(operator.or_, [
-            Mux(s1_valid & s1_insert[k], s1_onehot[k], 0) for k in range(ppb)]))
-        for b in range(2):
-            # A frame's first beat clears its bank's bitmap as it is stored.
-            clear = s1_valid & s1_start & (s1_bank == b)
-            here = s1_bank == b
-            # The loader and the step finder never work on the same bank at once.
-            steps_set = Mux(here, inserted_any, 0)
-            m.d.sync += steps[b].eq(Mux(clear, 0, steps_next[b]) | steps_set)
-            with m.If(s1_valid & here & s1_end):
-                m.d.sync += [bank_full[b].eq(1), bank_error[b].eq(s1_error)]
-            with m.If(finish & (bank == b)):
-                m.d.sync += bank_full[b].eq(0)
-
-        # --- output token (registered; step_end/end are decided one cycle later) ------------
-        out_valid = Signal()
-        out_start = Signal()
-        out_start_end = Signal()
-        out_error = Signal()
-        m.d.sync += [
-            out_valid.eq(start | emit_new | emit_repeat),
-            out_start.eq(start),
-            out_start_end.eq(start & (skip_bank | ~p_valid)),
-            out_error.eq(skip_bank),
-        ]
-        with m.If(emit_new & from_r):
-            m.d.sync += step.eq(r_step)
-        # Tokens sent in the last drain_cycles cycles (they may still be in the layers).
-        recent = Signal(self._drain_cycles)
-        m.d.sync += recent.eq(Cat(out_valid, recent[:-1]))
-        m.d.comb += [
-            self.o_drained.eq(~active & ~out_valid & (recent == 0)),
-            self.o_idle.eq(self.o_drained & ~frame_open & ~s1_valid & (bank_full == 0)
-                           & (in_flight == 0)),
-        ]
-
-        step_end = Signal()
-        m.d.comb += step_end.eq(~out_start & (group == groups - 1) & ~link_more & (mask == 0))
+        # --- output token (registered) -------------------------------------------------------
         o = self.o_events
-        m.d.comb += [
-            o.valid.eq(out_valid),
-            o.payload.pixel.eq(node_beat * ppb + node_position),
+        m.d.sync += [
+            o.valid.eq(start | emit),
+            o.payload.slots.eq(Mux(start, 0, walkers.slots)),
             o.payload.group.eq(group),
             o.payload.step.eq(step),
-            o.payload.start.eq(out_start),
-            o.payload.step_end.eq(step_end),
-            o.payload.end.eq(Mux(out_start, out_start_end, step_end & ~r_valid)),
-            o.payload.error.eq(out_start & out_error),
+            o.payload.start.eq(start),
+            o.payload.step_end.eq(~start & last_group & walkers.step_end),
+            o.payload.end.eq(Mux(start, skip | ~r.valid, last_group & walkers.step_end
+                                 & ~r.valid)),
+            o.payload.error.eq(skip),
+        ]
+        for w, pixel in enumerate(walkers.pixels):
+            m.d.sync += o.payload.pixels[w].eq(pixel)
+        # Tokens sent in the last drain_cycles cycles (they may still be in the layers).
+        recent = Signal(self._drain_cycles)
+        m.d.sync += recent.eq(Cat(o.valid, recent[:-1]))
+        m.d.comb += [
+            self.o_drained.eq(~active & ~o.valid & (recent == 0)),
+            self.o_idle.eq(self.o_drained & ~loader.frame_open & ~loader.busy
+                           & (store.full == 0) & (in_flight == 0)),
         ]
         return m

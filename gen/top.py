@@ -17,7 +17,7 @@ from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weigh
 from .output_layer import OutputLayer
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
 from .schedule import Schedule
-from .scheduler import EventScheduler
+from .scheduler import EVENTS_PER_CYCLE_CHOICES, EventScheduler
 from .vector_layer import VectorLayer
 from .weight_loader import WeightLoader
 
@@ -30,7 +30,7 @@ RESULT_CREDITS = 4
 
 
 def check_parameters(network, lanes=0, pixels_per_beat=8, weight_storage="rom",
-                     debug_events=False):
+                     debug_events=False, events_per_cycle=1):
     """Check the generator's parameters; the one check behind :class:`Accelerator`,
     ``generate`` and the cycle model. Raises :class:`TypeError` for a network that is not a
     :class:`~bs4nn.model.network.Network`, :class:`~bs4nn.model.errors.UserError` (a
@@ -47,6 +47,11 @@ def check_parameters(network, lanes=0, pixels_per_beat=8, weight_storage="rom",
     if isinstance(pixels_per_beat, bool) or pixels_per_beat not in PIXELS_PER_BEAT_CHOICES:
         raise UserError(f"pixels_per_beat must be one of "
                         f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {pixels_per_beat!r}")
+    if (isinstance(events_per_cycle, bool) or events_per_cycle not in EVENTS_PER_CYCLE_CHOICES
+            or events_per_cycle > pixels_per_beat):
+        raise UserError(f"events_per_cycle must be one of "
+                        f"{', '.join(map(str, EVENTS_PER_CYCLE_CHOICES))} and at most "
+                        f"pixels_per_beat ({pixels_per_beat}), got {events_per_cycle!r}")
     if weight_storage not in WEIGHT_STORAGE_CHOICES:
         raise UserError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE_CHOICES)}, "
                         f"got {weight_storage!r}")
@@ -69,6 +74,9 @@ class Accelerator(wiring.Component):
     lanes : int
         Parallel counters of the first hidden layer (0: one per neuron).
     pixels_per_beat : int
+    events_per_cycle : int
+        Input events the first hidden layer integrates per cycle (walkers of the scheduler,
+        weight banks of the layer); at most ``pixels_per_beat``.
     weight_storage : ``"rom"`` or ``"ram"``
         ``"ram"`` makes every weight and threshold writable at run time through
         ``i_weights`` (see :mod:`.weight_loader`).
@@ -91,24 +99,27 @@ class Accelerator(wiring.Component):
     #: Cycles from a result being written into the result queue to its earliest transfer.
     result_to_transfer = 1
 
-    def __init__(self, network, *, lanes=0, pixels_per_beat=8, weight_storage="rom",
-                 debug_events=False):
-        check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events)
+    def __init__(self, network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
+                 weight_storage="rom", debug_events=False):
+        check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events,
+                         events_per_cycle)
         self._network = network
         self._lanes = lanes or network.layers[0].n_out
         self._pixels_per_beat = pixels_per_beat
+        self._events_per_cycle = events_per_cycle
         self._weight_storage = weight_storage
         self._debug_events = debug_events
         fields = self.weight_fields if weight_storage == "ram" else None
         self._framer = PixelFramer(network.n_inputs, pixels_per_beat)
-        self._event_layer = EventLayer(network.layers[0], self._lanes, weight_fields=fields)
+        self._event_layer = EventLayer(network.layers[0], self._lanes,
+                                       events_per_cycle=events_per_cycle, weight_fields=fields)
         self._vector_layers = [VectorLayer(layer, weight_fields=fields)
                                for layer in network.layers[1:-1]]
         self._output_layer = OutputLayer(network.layers[-1], credits=RESULT_CREDITS,
                                          weight_fields=fields)
         self._scheduler = EventScheduler(
             network.n_inputs, pixels_per_beat, self._event_layer.groups, RESULT_CREDITS,
-            drain_cycles=self.event_to_result + 2)
+            drain_cycles=self.event_to_result + 2, events_per_cycle=events_per_cycle)
         members = {
             "i_pixels": In(stream.Signature(pixel_beat_layout(pixels_per_beat))),
             "o_results": Out(stream.Signature(result_layout(network.n_classes))),
@@ -132,6 +143,10 @@ class Accelerator(wiring.Component):
         return self._pixels_per_beat
 
     @property
+    def events_per_cycle(self):
+        return self._events_per_cycle
+
+    @property
     def weight_storage(self):
         return self._weight_storage
 
@@ -146,7 +161,8 @@ class Accelerator(wiring.Component):
     @property
     def weight_fields(self):
         """Fields of a weight-load word (``packing.weight_stream_fields``)."""
-        return packing.weight_stream_fields(self._network.sizes, self._lanes)
+        return packing.weight_stream_fields(self._network.sizes, self._lanes,
+                                            self._events_per_cycle)
 
     @property
     def event_to_result(self):
@@ -161,6 +177,7 @@ class Accelerator(wiring.Component):
         scheduler = self._scheduler
         return Schedule(
             beats_per_image=scheduler.n_beats,
+            events_per_cycle=scheduler.events_per_cycle,
             lane_groups=scheduler.groups,
             hidden_layers=len(self.hidden_sizes),
             credits=scheduler.credits,
@@ -224,7 +241,8 @@ class Accelerator(wiring.Component):
         if fields is not None:
             # A weight frame waits until the accelerator is idle, and holds back new pixel
             # frames from the moment it is offered until its last word.
-            loader = m.submodules.weight_loader = WeightLoader(network.sizes, self._lanes)
+            loader = m.submodules.weight_loader = WeightLoader(network.sizes, self._lanes,
+                                                               self._events_per_cycle)
             loading = Signal()
             weights = self.i_weights
             m.d.comb += [

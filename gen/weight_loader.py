@@ -64,6 +64,8 @@ class WeightLoader(wiring.Component):
         ``[n_in, n_hidden..., n_out]``.
     lanes : int
         Lanes of the first layer (as given to the generator; 0 means all).
+    events_per_cycle : int
+        Event slots of the first layer (its weight banks).
 
     Members
     -------
@@ -72,12 +74,12 @@ class WeightLoader(wiring.Component):
         one per layer ``k``
     """
 
-    def __init__(self, sizes, lanes=0):
+    def __init__(self, sizes, lanes=0, events_per_cycle=1):
         sizes = [int(n) for n in sizes]
         if len(sizes) < 3 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least three positive layer sizes, got {sizes}")
         self._sizes = sizes
-        self._fields = packing.weight_stream_fields(sizes, lanes)
+        self._fields = packing.weight_stream_fields(sizes, lanes, events_per_cycle)
         members = {"i_words": In(stream.Signature(weight_word_layout(self._fields)))}
         for k in range(len(sizes) - 1):
             members[f"o_writes{k}"] = Out(stream.Signature(weight_write_layout(self._fields),

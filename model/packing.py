@@ -53,22 +53,29 @@ def _bits_to_int(bits):
     return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
 
 
-def column_rom_words(bits, lanes):
+def column_rom_words(bits, lanes, events_per_cycle=1):
     """ROM words of an event-driven layer: one word per (input, lane group).
 
-    ``bits`` is ``(n_out, n_in)``. Address ``i * n_groups + g`` holds the weights from input
-    ``i`` to neurons ``g * lanes .. g * lanes + lanes - 1`` (lane ``l`` in bit ``l``; neurons past
-    ``n_out`` read as 0). Returns a list of ``n_in * ceil(n_out / lanes)`` integers.
+    ``bits`` is ``(n_out, n_in)``. With ``E = events_per_cycle`` banks (input ``i`` in bank
+    ``i % E``) and ``G = ceil(n_out / lanes)`` lane groups, address
+    ``((i // E) * G + g) * E + i % E`` holds the weights from input ``i`` to neurons
+    ``g * lanes .. g * lanes + lanes - 1`` (lane ``l`` in bit ``l``; neurons past ``n_out`` read
+    as 0): bank ``b`` is the words at addresses ``b, b + E, ...``. With ``E = 1`` the address is
+    ``i * G + g``. Returns a list of ``ceil(n_in / E) * E * G`` integers (inputs past ``n_in``
+    read as 0).
     """
     bits = np.asarray(bits, dtype=bool)
     n_out, n_in = bits.shape
     n_groups = -(-n_out // lanes)
-    padded = np.zeros((n_groups * lanes, n_in), dtype=bool)
-    padded[:n_out] = bits
+    n_rows = -(-n_in // events_per_cycle) * events_per_cycle
+    padded = np.zeros((n_groups * lanes, n_rows), dtype=bool)
+    padded[:n_out, :n_in] = bits
     words = []
-    for i in range(n_in):
-        column = padded[:, i].reshape(n_groups, lanes)
-        words.extend(_bits_to_int(column[g]) for g in range(n_groups))
+    for row in range(n_rows // events_per_cycle):
+        for g in range(n_groups):
+            for bank in range(events_per_cycle):
+                column = padded[:, row * events_per_cycle + bank].reshape(n_groups, lanes)
+                words.append(_bits_to_int(column[g]))
     return words
 
 
@@ -166,7 +173,8 @@ def unpack_fields(fields, word):
 # writes one storage row of one layer, selected by ``layer`` and ``kind``:
 #
 # * ``kind = WEIGHT_KIND_WEIGHTS``, layer 0 (the event-driven first hidden layer): ``address``
-#   is a :func:`column_rom_words` address ``i * ceil(n_out / lanes) + g``, ``data`` its word.
+#   is a :func:`column_rom_words` address (``i * ceil(n_out / lanes) + g`` with one event per
+#   cycle), ``data`` its word.
 # * ``kind = WEIGHT_KIND_WEIGHTS``, later layers: ``address`` is neuron ``j``, ``data`` its row
 #   (:func:`row_rom_words`: bit ``i`` is input ``i``).
 # * ``kind = WEIGHT_KIND_THRESHOLD``: ``address`` is neuron ``j``, ``data`` its threshold.
@@ -186,16 +194,18 @@ def _lanes_of(sizes, lanes):
     return n_hidden if lanes == 0 else lanes
 
 
-def weight_stream_fields(sizes, lanes=0):
+def weight_stream_fields(sizes, lanes=0, events_per_cycle=1):
     """Ordered ``(name, width)`` fields of a weight-load word, LSB first.
 
-    ``sizes`` is ``[n_in, n_hidden..., n_out]``; ``lanes`` as given to the generator (0: all).
+    ``sizes`` is ``[n_in, n_hidden..., n_out]``; ``lanes`` and ``events_per_cycle`` as given to
+    the generator (``lanes`` 0: all).
     """
     sizes = [int(n) for n in sizes]
     lanes = _lanes_of(sizes, lanes)
     groups = -(-sizes[1] // lanes)
     data_width = max([lanes] + sizes[1:-1] + [class_width(n_in) for n_in in sizes[:-1]])
-    depth = max([sizes[0] * groups] + sizes[1:])
+    rows = -(-sizes[0] // events_per_cycle) * events_per_cycle
+    depth = max([rows * groups] + sizes[1:])
     return [
         ("data", data_width),
         ("address", class_width(depth)),
@@ -204,17 +214,18 @@ def weight_stream_fields(sizes, lanes=0):
     ]
 
 
-def weight_stream_beats(network, lanes=0):
+def weight_stream_beats(network, lanes=0, events_per_cycle=1):
     """All the words of a weight frame that loads ``network`` (a list of integers).
 
     The order is layer by layer: weights, then thresholds. Send them with ``tlast`` on the last.
     """
     sizes = network.sizes
-    fields = weight_stream_fields(sizes, lanes)
+    fields = weight_stream_fields(sizes, lanes, events_per_cycle)
     lanes = _lanes_of(sizes, lanes)
     words = []
     for k, layer in enumerate(network.layers):
-        rows = column_rom_words(layer.bits, lanes) if k == 0 else row_rom_words(layer.bits)
+        rows = (column_rom_words(layer.bits, lanes, events_per_cycle) if k == 0
+                else row_rom_words(layer.bits))
         words += [pack_fields(fields, data=row, address=address, layer=k,
                               kind=WEIGHT_KIND_WEIGHTS) for address, row in enumerate(rows)]
         words += [pack_fields(fields, data=int(threshold), address=j, layer=k,

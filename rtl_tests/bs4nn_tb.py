@@ -86,6 +86,10 @@ class Environment:
         return int(self.params["lanes"])
 
     @property
+    def events_per_cycle(self):
+        return int(self.params["events_per_cycle"])
+
+    @property
     def debug_events(self):
         return bool(self.params["debug_events"])
 
@@ -430,7 +434,8 @@ def check_timing(tb, inference_indices, pixels):
     """Compare result transfer cycles with the cycle model (no stalls). Returns
     ``(mismatches, cycles, predicted)``."""
     predicted = np.asarray(cycle_model.predict(tb.env.network, pixels, lanes=tb.env.lanes,
-                                               pixels_per_beat=tb.env.pixels_per_beat),
+                                               pixels_per_beat=tb.env.pixels_per_beat,
+                                               events_per_cycle=tb.env.events_per_cycle),
                            dtype=np.int64)
     cycles = tb.result_cycles(inference_indices)
     wrong = np.nonzero(cycles != predicted)[0]

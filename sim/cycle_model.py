@@ -18,37 +18,58 @@ from ..model.network import MAX_STEP
 __all__ = ["schedule_of", "predict", "breakdown"]
 
 
-def schedule_of(network, *, lanes=0, pixels_per_beat=8):
+def schedule_of(network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
     """The :class:`~bs4nn.gen.schedule.Schedule` of the accelerator generated with these
     parameters (checked by :func:`bs4nn.gen.top.check_parameters`)."""
     from ..gen.top import Accelerator
 
-    return Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat).schedule
+    return Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                       events_per_cycle=events_per_cycle).schedule
 
 
-def _event_counts(network, pixels, schedule):
-    """Per image: events ``n_k`` and events up to the deciding step ``n*`` (or ``n_k``)."""
+def _round_counts(network, pixels, schedule):
+    """Per image: rounds ``n_k`` and rounds up to the deciding step ``n*`` (or ``n_k``).
+
+    A step's rounds are the most events of that step held by one walker
+    (:meth:`bs4nn.gen.scheduler.Walkers.walker_of`)."""
+    from ..gen.scheduler import Walkers
+
     inference = infer(network, pixels)
     steps = encode(pixels)
-    events = steps < MAX_STEP
-    n_events = events.sum(axis=1)
+    n, n_in = steps.shape
+    walkers = schedule.events_per_cycle
+    walker = Walkers.walker_of(np.arange(n_in), walkers)
     trigger_step = inference.decision_step.astype(np.int64) - 1 - schedule.hidden_layers
-    n_trigger = (events & (steps <= trigger_step[:, None])).sum(axis=1)
-    return inference, n_events.astype(np.int64), n_trigger.astype(np.int64)
+    n_rounds = np.zeros(n, dtype=np.int64)
+    n_trigger = np.zeros(n, dtype=np.int64)
+    chunk = 1024
+    for first in range(0, n, chunk):
+        block = steps[first:first + chunk].astype(np.int64)
+        rows = block.shape[0]
+        index = ((np.arange(rows)[:, None] * (MAX_STEP + 1) + block) * walkers + walker)
+        counts = np.bincount(index.ravel(), minlength=rows * (MAX_STEP + 1) * walkers)
+        rounds = counts.reshape(rows, MAX_STEP + 1, walkers)[:, :MAX_STEP].max(axis=2)
+        cumulative = np.concatenate([np.zeros((rows, 1), dtype=np.int64),
+                                     np.cumsum(rounds, axis=1)], axis=1)
+        n_rounds[first:first + rows] = cumulative[:, -1]
+        upto = np.clip(trigger_step[first:first + rows] + 1, 0, MAX_STEP)
+        n_trigger[first:first + rows] = cumulative[np.arange(rows), upto]
+    return inference, n_rounds, n_trigger
 
 
-def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8):
+def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
     """Per-image schedule as a dict of int64 ``(n,)`` arrays.
 
     Keys: ``first_beat``, ``last_beat``, ``start``, ``finish``, ``result`` (written into the
-    result queue), ``transfer`` (on ``m_axis``), ``events`` (``n_k``), ``events_used``
-    (``n*``, events up to the decision), ``fired``.
+    result queue), ``transfer`` (on ``m_axis``), ``events`` (input events), ``rounds``
+    (``n_k``), ``rounds_used`` (``n*``, rounds up to the decision), ``fired``.
     """
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.shape[1] != network.n_inputs:
         raise UserError(f"pixels must have shape (n, {network.n_inputs}), got {pixels.shape}")
-    schedule = schedule_of(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
-    inference, n_events, n_trigger = _event_counts(network, pixels, schedule)
+    schedule = schedule_of(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                           events_per_cycle=events_per_cycle)
+    inference, n_events, n_trigger = _round_counts(network, pixels, schedule)
     n = pixels.shape[0]
     g, d = schedule.lane_groups, schedule.event_to_result
     out = {name: np.zeros(n, dtype=np.int64) for name in
@@ -73,13 +94,15 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8):
         out["first_beat"][k], out["last_beat"][k] = first, last
         out["start"][k], out["finish"][k], out["result"][k] = start, finish, result
         out["transfer"][k] = result + schedule.result_to_transfer
-    out["events"] = n_events
-    out["events_used"] = np.where(inference.fired, n_trigger, n_events)
+    out["events"] = (encode(pixels) < MAX_STEP).sum(axis=1).astype(np.int64)
+    out["rounds"] = n_events
+    out["rounds_used"] = np.where(inference.fired, n_trigger, n_events)
     out["fired"] = inference.fired
     return out
 
 
-def predict(network, pixels, *, lanes=0, pixels_per_beat=8):
+def predict(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
     """Transfer cycle of each result, int64 ``(n,)``, for uint8 ``(n, n_in)`` images streamed
     back to back with ``m_axis_tready`` high (cycle 0 accepts the first beat)."""
-    return breakdown(network, pixels, lanes=lanes, pixels_per_beat=pixels_per_beat)["transfer"]
+    return breakdown(network, pixels, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                     events_per_cycle=events_per_cycle)["transfer"]

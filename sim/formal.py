@@ -70,6 +70,7 @@ class FormalCase:
     seed: int = 1
     lanes: int = 0
     pixels_per_beat: int = 2
+    events_per_cycle: int = 1
     weight_storage: str = "rom"
     debug_events: bool = False
     #: Depth of the ranges task, when less than ``DEPTHS["ranges"]``: the solver stalls at
@@ -82,7 +83,8 @@ class FormalCase:
 
     def describe(self):
         parts = ["-".join(map(str, self.sizes)), f"lanes {self.lanes or 'all'}",
-                 f"{self.pixels_per_beat} pixels/beat", f"weights in {self.weight_storage}"]
+                 f"{self.pixels_per_beat} pixels/beat", f"{self.events_per_cycle} events/cycle",
+                 f"weights in {self.weight_storage}"]
         return ", ".join(parts + (["debug stream"] if self.debug_events else []))
 
     def depth(self, task):
@@ -102,12 +104,13 @@ class FormalCase:
 
     def accelerator(self):
         return Accelerator(self.network(), lanes=self.lanes, pixels_per_beat=self.pixels_per_beat,
+                           events_per_cycle=self.events_per_cycle,
                            weight_storage=self.weight_storage, debug_events=self.debug_events)
 
 
 CASES = {case.name: case for case in (
     FormalCase("tiny", (6, 4, 3), pixels_per_beat=2),
-    FormalCase("folded", (5, 4, 3), lanes=2, pixels_per_beat=4),
+    FormalCase("folded", (5, 4, 3), lanes=2, pixels_per_beat=4, events_per_cycle=2),
     FormalCase("deep-ram", (4, 3, 3, 2), pixels_per_beat=1, weight_storage="ram"),
     FormalCase("debug", (5, 4, 3), pixels_per_beat=8, debug_events=True, ranges_depth=13),
 )}
@@ -233,7 +236,8 @@ def write_job(case, task, depth, directory, transform=None):
     directory.mkdir(parents=True, exist_ok=True)
     accelerator = case.accelerator()
     design = generate(accelerator.network, lanes=case.lanes,
-                      pixels_per_beat=case.pixels_per_beat, weight_storage=case.weight_storage,
+                      pixels_per_beat=case.pixels_per_beat,
+                      events_per_cycle=case.events_per_cycle, weight_storage=case.weight_storage,
                       debug_events=case.debug_events)
     verilog = design.verilog if transform is None else transform(design.verilog)
     (directory / "bs4nn.v").write_text(verilog)

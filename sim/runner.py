@@ -26,6 +26,7 @@ import numpy as np
 
 from ..gen.build import LINT_WAIVERS, generate
 from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+from ..gen.scheduler import EVENTS_PER_CYCLE_CHOICES
 from ..model.errors import UserError
 from ..model.network import Network
 from . import toolchain
@@ -91,6 +92,7 @@ class SimConfig:
     simulator: str = "verilator"
     lanes: int = 0
     pixels_per_beat: int = 8
+    events_per_cycle: int = 1
     weight_storage: str = "rom"
     debug_events: bool = False
     waves: bool = False
@@ -100,7 +102,8 @@ class SimConfig:
 
     @property
     def tag(self):
-        parts = [self.simulator, f"l{self.lanes}", f"p{self.pixels_per_beat}"]
+        parts = [self.simulator, f"l{self.lanes}", f"p{self.pixels_per_beat}",
+                 f"e{self.events_per_cycle}"]
         parts += ["ram"] if self.weight_storage == "ram" else []
         parts += ["dbg"] if self.debug_events else []
         parts += ["waves"] if self.waves else []
@@ -180,6 +183,7 @@ def _locked(directory):
 def _generate(network, config):
     try:
         return generate(network, lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
+                        events_per_cycle=config.events_per_cycle,
                         weight_storage=config.weight_storage, debug_events=config.debug_events)
     except UserError:
         raise
@@ -274,7 +278,7 @@ def _generation_key(network, config):
         digest.update(np.ascontiguousarray(layer.signs).tobytes())
         digest.update(np.ascontiguousarray(layer.thresholds).tobytes())
     digest.update(json.dumps([network.sizes, config.lanes, config.pixels_per_beat,
-                              config.weight_storage, config.debug_events,
+                              config.events_per_cycle, config.weight_storage, config.debug_events,
                               config.simulator == "icarus", amaranth.__version__]).encode())
     for source in sorted(Path(gen.__file__).resolve().parent.glob("*.py")) + [
             Path(packing.__file__).resolve(), Path(__file__).resolve()]:
@@ -402,7 +406,9 @@ def draw_sweep_case(rng):
     sizes += [int(rng.integers(2, 10, endpoint=True))]
     lanes = min(int(rng.choice(SWEEP_LANES)), sizes[1])
     pixels_per_beat = int(rng.choice(PIXELS_PER_BEAT_CHOICES))
-    return sizes, lanes, pixels_per_beat
+    events_per_cycle = int(rng.choice([e for e in EVENTS_PER_CYCLE_CHOICES
+                                       if e <= pixels_per_beat]))
+    return sizes, lanes, pixels_per_beat, events_per_cycle
 
 
 def run_random_networks(count, seed, *, simulator, n, build_root=BUILD_ROOT, log=print,
@@ -411,13 +417,13 @@ def run_random_networks(count, seed, *, simulator, n, build_root=BUILD_ROOT, log
     rng = np.random.default_rng(seed)
     outcomes = []
     for case in range(count):
-        sizes, lanes, pixels_per_beat = draw_sweep_case(rng)
+        sizes, lanes, pixels_per_beat, events_per_cycle = draw_sweep_case(rng)
         network = random_network(rng, sizes)
         # Small designs, short runs: the build dominates, so skip C++ optimisation.
         config = SimConfig(simulator=simulator, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                           quick_build=True)
+                           events_per_cycle=events_per_cycle, quick_build=True)
         log(f"random_networks: case {case}: {network.describe()}, lanes {lanes}, "
-            f"pixels/beat {pixels_per_beat}")
+            f"pixels/beat {pixels_per_beat}, events/cycle {events_per_cycle}")
         build = prepare_build(network, config, build_root=build_root, log=log)
         case_seed = int(rng.integers(1 << 31))
         outcomes.append(run_test(build, "random_networks", seed=case_seed, n=n, quiet=quiet,

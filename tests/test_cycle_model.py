@@ -11,21 +11,26 @@ from bs4nn.sim.cycle_model import breakdown, predict, schedule_of
 from bs4nn.sim.stimulus import expected_results, random_images, random_network
 
 
-@pytest.mark.parametrize(("sizes", "lanes", "pixels_per_beat", "density"), [
-    ((8, 12, 10, 8, 3), 0, 16, 0.05),  # one beat per image, few events: the credits bind
-    ((16, 6, 3), 2, 16, 0.9),
-    ((40, 10, 5, 4), 0, 2, 0.5),   # load-bound
+@pytest.mark.parametrize(("sizes", "lanes", "pixels_per_beat", "events_per_cycle", "density"), [
+    ((8, 12, 10, 8, 3), 0, 16, 1, 0.05),  # one beat per image, few events: the credits bind
+    ((16, 6, 3), 2, 16, 1, 0.9),
+    ((40, 10, 5, 4), 0, 2, 1, 0.5),   # load-bound
+    ((48, 10, 4), 3, 16, 4, 0.9),     # rounds of up to four events, lane groups, kills
+    ((40, 12, 5), 0, 8, 8, 0.7),
+    ((24, 8, 6, 3), 0, 4, 2, 0.5),
 ])
-def test_exact_against_simulation(sizes, lanes, pixels_per_beat, density):
-    seed = sum(sizes) + lanes * 3 + pixels_per_beat
+def test_exact_against_simulation(sizes, lanes, pixels_per_beat, events_per_cycle, density):
+    seed = sum(sizes) + lanes * 3 + pixels_per_beat + events_per_cycle
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     network = random_network(rng, sizes)
     images = random_images(rng, 30, sizes[0], density)
-    accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
-    _, cycles = run_accelerator(accelerator, frames_of(images, pixels_per_beat))
-    assert cycles == list(predict(network, images, lanes=lanes,
-                                  pixels_per_beat=pixels_per_beat))
+    accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                              events_per_cycle=events_per_cycle)
+    results, cycles = run_accelerator(accelerator, frames_of(images, pixels_per_beat))
+    assert results == expected_results(network, images)
+    assert cycles == list(predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                                  events_per_cycle=events_per_cycle))
 
 
 def test_credits_bind_for_tiny_images():
@@ -49,7 +54,8 @@ def test_invariants():
     assert np.all(plan["start"] >= plan["last_beat"] + schedule.load_to_start)
     assert np.all(plan["start"][1:] >= plan["finish"][:-1])
     assert np.all(plan["finish"] <= plan["result"])
-    assert np.all(plan["events_used"] <= plan["events"])
+    assert np.all(plan["rounds_used"] <= plan["rounds"])
+    assert np.all(plan["rounds"] <= plan["events"])
     assert plan["first_beat"][0] == 0
 
 

@@ -34,7 +34,7 @@ def test_the_deep_proofs_cover_a_whole_image_of_every_case():
         assert formal.DEPTHS["cover"] >= case.first_result_bound(), case.name
 
 
-@pytest.mark.parametrize(("task", "depth"), [("safety", 16), ("liveness", 24), ("ranges", 10)])
+@pytest.mark.parametrize(("task", "depth"), [("safety", 16), ("liveness", 22), ("ranges", 10)])
 def test_short_proofs(task, depth, tmp_path):
     outcome = formal.prove(formal.CASES["tiny"], task, depth, tmp_path)
     assert outcome.status == "bounded", outcome.log.read_text()[-3000:]

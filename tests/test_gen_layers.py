@@ -68,31 +68,41 @@ def layer_model(layer, steps_and_vectors):
     return out
 
 
-@pytest.mark.parametrize(("n_in", "n_out", "lanes"), [(12, 6, 6), (12, 7, 3), (20, 5, 1)])
-def test_event_layer(n_in, n_out, lanes):
-    seed = n_in * 100 + n_out * 10 + lanes
+@pytest.mark.parametrize(("n_in", "n_out", "lanes", "walkers"), [
+    (12, 6, 6, 1), (12, 7, 3, 1), (20, 5, 1, 1), (12, 6, 6, 4), (13, 7, 3, 2), (21, 5, 2, 8)])
+def test_event_layer(n_in, n_out, lanes, walkers):
+    seed = n_in * 1000 + n_out * 100 + lanes * 10 + walkers
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = EventLayer(layer, lanes)
+    dut = EventLayer(layer, lanes, events_per_cycle=walkers)
+    empty = {"slots": 0, "pixels": [0] * walkers}
     tokens, expected = [], []
     for _ in range(3):
         steps = rng.integers(0, 256, size=n_in)          # 255 = no event
-        tokens.append({"start": 1, "end": 0, "step_end": 0, "pixel": 0, "group": 0, "step": 0,
+        steps[rng.random(n_in) < 0.3] = 7                # some crowded steps
+        tokens.append({"start": 1, "end": 0, "step_end": 0, **empty, "group": 0, "step": 0,
                        "error": 0})
-        order = sorted((int(steps[i]), i) for i in range(n_in) if steps[i] < MAX_STEP)
+        active = sorted({int(s) for s in steps if s < MAX_STEP})
         per_step = []
-        for index, (step, pixel) in enumerate(order):
-            last_of_step = index == len(order) - 1 or order[index + 1][0] != step
-            for group in range(dut.groups):
-                tokens.append({"start": 0, "pixel": pixel, "group": group, "step": step,
-                               "step_end": int(last_of_step and group == dut.groups - 1),
-                               "end": int(index == len(order) - 1
-                                          and group == dut.groups - 1), "error": 0})
-            if last_of_step:
-                per_step.append((step, vector_of(sum(1 << p for s, p in order if s == step),
-                                                 n_in)))
-        expected.append({"start": 1, "step": 1, "spikes": 0, "end": int(not order)})
+        for index, step in enumerate(active):
+            # Round r holds the r-th input of each walker at this step (walker: input % E).
+            held = [[i for i in range(n_in) if steps[i] == step and i % walkers == w]
+                    for w in range(walkers)]
+            rounds = max(len(inputs) for inputs in held)
+            for r in range(rounds):
+                slots = [w for w in range(walkers) if r < len(held[w])]
+                pixels = [held[w][r] if r < len(held[w]) else 0 for w in range(walkers)]
+                last = r == rounds - 1
+                for group in range(dut.groups):
+                    final = last and group == dut.groups - 1
+                    tokens.append({"start": 0, "slots": sum(1 << w for w in slots),
+                                   "pixels": pixels, "group": group, "step": step,
+                                   "step_end": int(final),
+                                   "end": int(final and index == len(active) - 1), "error": 0})
+            per_step.append((step, vector_of(sum(1 << i for i in range(n_in) if steps[i] == step),
+                                             n_in)))
+        expected.append({"start": 1, "step": 1, "spikes": 0, "end": int(not active)})
         expected += layer_model(layer, per_step)
     got = drive(dut, dut.i_events, dut.o_spikes, tokens, ("start", "step", "spikes", "end"),
                 seed=seed)

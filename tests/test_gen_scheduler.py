@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""EventScheduler: time order, step/image framing, no bubbles, early exit, malformed frames."""
+"""EventScheduler: time order, step/image framing, rounds of several events, no bubbles, early
+exit, malformed frames."""
 
 import numpy as np
 import pytest
@@ -44,7 +45,9 @@ def run_scheduler(dut, frames, *, kills=None, max_cycles=20_000):
                                                            dut.o_events.payload)
             if valid:
                 token = {name: int(getattr(payload, name)) for name in
-                         ("pixel", "group", "step", "start", "step_end", "end", "error")}
+                         ("slots", "group", "step", "start", "step_end", "end", "error")}
+                token["pixels"] = [int(payload.pixels[w]) if token["slots"] >> w & 1 else None
+                                   for w in range(dut.events_per_cycle)]
                 token["cycle"] = cycle
                 tokens.append(token)
                 if token["start"]:
@@ -82,28 +85,38 @@ def split_images(tokens):
     return images
 
 
-def check_image(image_tokens, pixels, groups):
-    start, events = image_tokens[0], image_tokens[1:]
+def check_image(image_tokens, pixels, groups, walkers=1):
+    start, rounds = image_tokens[0], image_tokens[1:]
     steps = encode(pixels)
     expected = sorted((int(steps[i]), i) for i in np.flatnonzero(steps < MAX_STEP))
     assert start["end"] == (not expected)
-    got = [(t["step"], t["pixel"]) for t in events if t["group"] == 0]
+    assert all(t["slots"] for t in rounds)
+    first_group = [t for t in rounds if t["group"] == 0]
+    got = [(t["step"], pixel) for t in first_group for pixel in t["pixels"] if pixel is not None]
     assert sorted(got) == expected
-    assert [s for s, _ in got] == sorted(s for s, _ in got)       # time order
-    assert [t["group"] for t in events] == list(range(groups)) * len(expected)
-    # No bubbles: the start token, then one event token per cycle.
+    assert [t["step"] for t in first_group] == sorted(t["step"] for t in first_group)
+    for t in rounds:                          # slot w holds an input of walker w
+        assert all(p is None or p % walkers == w for w, p in enumerate(t["pixels"]))
+    # A step costs the most events one walker holds in it.
+    for step in {s for s, _ in expected}:
+        held = [sum(1 for s, i in expected if s == step and i % walkers == w)
+                for w in range(walkers)]
+        assert sum(1 for t in first_group if t["step"] == step) == max(held)
+    assert [t["group"] for t in rounds] == list(range(groups)) * len(first_group)
+    # No bubbles: the start token, then one round token per cycle.
     assert [t["cycle"] for t in image_tokens] == list(range(start["cycle"],
                                                             start["cycle"] + len(image_tokens)))
-    for index, token in enumerate(events):
-        later = events[index + 1:]
+    for index, token in enumerate(rounds):
+        later = rounds[index + 1:]
         assert token["step_end"] == (not later or later[0]["step"] != token["step"])
         assert token["end"] == (not later)
 
 
-@pytest.mark.parametrize(("n_inputs", "ppb", "groups"), [
-    (16, 4, 1), (13, 1, 2), (40, 8, 1), (20, 16, 3), (9, 2, 1)])
-def test_time_order(n_inputs, ppb, groups):
-    seed = n_inputs * 100 + ppb * 10 + groups
+@pytest.mark.parametrize(("n_inputs", "ppb", "groups", "walkers"), [
+    (16, 4, 1, 1), (13, 1, 2, 1), (40, 8, 1, 1), (20, 16, 3, 1), (9, 2, 1, 1),
+    (16, 4, 1, 2), (40, 8, 2, 4), (37, 16, 1, 16), (30, 8, 1, 8), (9, 2, 3, 2)])
+def test_time_order(n_inputs, ppb, groups, walkers):
+    seed = n_inputs * 1000 + ppb * 100 + groups * 10 + walkers
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(8, n_inputs)).astype(np.uint8)
@@ -111,12 +124,12 @@ def test_time_order(n_inputs, ppb, groups):
     images[0] = 0
     images[1] = 200                      # every pixel in one step: one long list per position
     images[2, :] = rng.integers(250, 256, size=n_inputs)   # few steps, many per step
-    dut = EventScheduler(n_inputs, ppb, groups)
+    dut = EventScheduler(n_inputs, ppb, groups, events_per_cycle=walkers)
     tokens = run_scheduler(dut, frames_from(images, ppb))
     per_image = split_images(tokens)
     assert len(per_image) == len(images)
     for image_tokens, pixels in zip(per_image, images, strict=True):
-        check_image(image_tokens, pixels, groups)
+        check_image(image_tokens, pixels, groups, walkers)
 
 
 def test_kill_drops_the_rest_and_starts_the_next():
@@ -134,6 +147,18 @@ def test_kill_drops_the_rest_and_starts_the_next():
     # The image finishes in the cycle the kill arrives, the next one starts in the cycle after.
     assert per_image[1][0]["cycle"] == per_image[0][-1]["cycle"] + 1 + \
         EventScheduler.finish_to_start
+
+
+def test_a_kill_between_lane_groups_leaves_the_next_image_whole():
+    rng = np.random.default_rng(6)
+    images = rng.integers(1, 256, size=(4, 24)).astype(np.uint8)
+    # Image 0 is killed after its 4th token: the second lane group of its second round.
+    dut = EventScheduler(24, 4, 3, events_per_cycle=2)
+    tokens = run_scheduler(dut, frames_from(images, 4), kills={0: 4, 2: 7})
+    per_image = split_images(tokens)
+    assert len(per_image) == 4
+    check_image(per_image[1], images[1], 3, 2)
+    check_image(per_image[3], images[3], 3, 2)
 
 
 def test_malformed_frames_give_empty_error_images():
@@ -159,6 +184,8 @@ def test_malformed_frames_give_empty_error_images():
      "groups must be a positive integer, got 0"),
     ({"n_inputs": 8, "pixels_per_beat": 8, "credits": 3},
      "credits must be a power of two of at least 2, got 3"),
+    ({"n_inputs": 8, "pixels_per_beat": 4, "events_per_cycle": 8},
+     "events_per_cycle must be one of (1, 2, 4, 8, 16) and at most pixels_per_beat (4), got 8"),
 ])
 def test_parameter_errors(kwargs, message):
     with pytest.raises(ValueError) as info:

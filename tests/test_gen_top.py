@@ -99,6 +99,10 @@ def test_result_word_layout():
     ({"lanes": True}, "lanes must be between 1 and 8 (or 0 for all 8), got True"),
     ({"pixels_per_beat": 3}, "pixels_per_beat must be one of 1, 2, 4, 8, 16, got 3"),
     ({"weight_storage": "flash"}, "weight_storage must be one of rom, ram, got 'flash'"),
+    ({"pixels_per_beat": 4, "events_per_cycle": 8},
+     "events_per_cycle must be one of 1, 2, 4, 8, 16 and at most pixels_per_beat (4), got 8"),
+    ({"events_per_cycle": 3},
+     "events_per_cycle must be one of 1, 2, 4, 8, 16 and at most pixels_per_beat (8), got 3"),
     ({"debug_events": 1}, "debug_events must be True or False, got 1"),
 ])
 def test_parameter_errors(kwargs, message):
@@ -119,11 +123,14 @@ def test_needs_a_network_with_a_hidden_layer():
 
 def test_schedule_is_derived_from_the_blocks():
     network = random_network(np.random.default_rng(5), (20, 9, 7, 4))
-    accelerator = Accelerator(network, lanes=4, pixels_per_beat=8)
+    accelerator = Accelerator(network, lanes=4, pixels_per_beat=8, events_per_cycle=4)
     schedule = accelerator.schedule
     assert schedule.beats_per_image == 3 and schedule.lane_groups == 3
+    assert schedule.events_per_cycle == 4
     assert schedule.hidden_layers == 2
     layers = [accelerator._event_layer, *accelerator._vector_layers, accelerator._output_layer]
     assert schedule.event_to_result == sum(layer.latency for layer in layers)
-    scheduler = accelerator._scheduler
-    assert schedule.load_to_start == scheduler.load_to_full + scheduler.step_queue_depth
+    from bs4nn.gen.scheduler import BankLoader, StepFinder
+
+    assert schedule.load_to_start == BankLoader.load_to_full + StepFinder.full_to_ready
+    assert schedule.finish_to_start == StepFinder.finish_to_ready

@@ -11,6 +11,15 @@ def add_weights_argument(parser):
                         help=f"weights file (default: the shipped {DEFAULT_WEIGHTS.name})")
 
 
+def add_events_per_cycle_argument(parser):
+    from bs4nn.gen.scheduler import EVENTS_PER_CYCLE_CHOICES
+
+    parser.add_argument("--events-per-cycle", type=int, default=1,
+                        help=f"input events integrated per cycle "
+                             f"({', '.join(map(str, EVENTS_PER_CYCLE_CHOICES))}, at most the "
+                             f"pixels per beat)")
+
+
 def add_data_arguments(parser, splits=True):
     parser.add_argument("--dataset", choices=data.DATASETS, default="mnist")
     if splits:

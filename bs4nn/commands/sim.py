@@ -12,6 +12,8 @@ from bs4nn.model.evaluation import PREDICTIONS_HEADER
 from bs4nn.model.network import DEFAULT_WEIGHTS, Network
 from bs4nn.sim import runner, toolchain
 
+from .options import add_events_per_cycle_argument
+
 
 def add_arguments(parser):
     listing = "; ".join(f"{name}: {test.description}" for name, test in runner.TESTS.items())
@@ -31,6 +33,7 @@ def add_arguments(parser):
     parser.add_argument("--lanes", type=int, default=0,
                         help="counters of the first hidden layer (0: one per neuron)")
     parser.add_argument("--pixels-per-beat", type=int, default=8)
+    add_events_per_cycle_argument(parser)
     parser.add_argument("--predictions", default=None,
                         help=f"mnist_inference: write {PREDICTIONS_HEADER}")
     parser.add_argument("--networks", type=int, default=4,
@@ -111,6 +114,7 @@ def run(args):
 
     config = runner.SimConfig(simulator=args.simulator, lanes=args.lanes,
                               pixels_per_beat=args.pixels_per_beat,
+                              events_per_cycle=args.events_per_cycle,
                               weight_storage=test.weight_storage or "rom",
                               debug_events=test.debug_events, waves=args.waves,
                               quick_build=args.quick_build)

@@ -6,7 +6,7 @@ from bs4nn.gen.build import write_design
 from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
 from bs4nn.gen.top import WEIGHT_STORAGE_CHOICES
 
-from .options import add_weights_argument
+from .options import add_events_per_cycle_argument, add_weights_argument
 
 
 def add_arguments(parser):
@@ -16,6 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--pixels-per-beat", type=int, default=8,
                         help=f"pixels per input beat "
                              f"({', '.join(map(str, PIXELS_PER_BEAT_CHOICES))})")
+    add_events_per_cycle_argument(parser)
     parser.add_argument("--weight-storage", default="rom", choices=WEIGHT_STORAGE_CHOICES,
                         help="rom: weights fixed at generation; ram: adds the w_axis load stream")
     parser.add_argument("--debug-events", action="store_true",
@@ -26,10 +27,12 @@ def add_arguments(parser):
 def run(args):
     verilog_path, info_path, waivers_path = write_design(
         args.weights, args.out_dir, lanes=args.lanes, pixels_per_beat=args.pixels_per_beat,
-        weight_storage=args.weight_storage, debug_events=args.debug_events)
+        events_per_cycle=args.events_per_cycle, weight_storage=args.weight_storage,
+        debug_events=args.debug_events)
     info = json.loads(info_path.read_text())
     print(f"wrote {verilog_path}, {info_path} and {waivers_path} ({info['network']}, "
           f"lanes={info['parameters']['lanes']}, "
           f"pixels_per_beat={info['parameters']['pixels_per_beat']}, "
+          f"events_per_cycle={info['parameters']['events_per_cycle']}, "
           f"{info['generation_seconds']} s)")
     return 0
