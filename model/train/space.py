@@ -226,11 +226,20 @@ class SearchSpace:
                 try:
                     TrainConfig(**options)
                 except UserError as error:
-                    shown = ", ".join(f"{option_flag(name)} {value}"
-                                      for name, value in options.items()
-                                      if name not in self.fixed)
-                    raise UserError(f"{source}: {error}" + (f" (trial {shown})" if shown
-                                                            else "")) from None
+                    raise UserError(f"{source}: {error}{self._trial_shown(options, error)}") \
+                        from None
+
+    def _trial_shown(self, options, error):
+        """`` (trial --lr 0.1, ...)``: the swept values of a trial that ``error`` refused,
+        unless the fixed options alone are refused the same way."""
+        try:
+            TrainConfig(**self.fixed)
+        except UserError as fixed_error:
+            if str(fixed_error) == str(error):
+                return ""
+        shown = ", ".join(f"{option_flag(name)} {_spec_value(value)}"
+                          for name, value in options.items() if name not in self.fixed)
+        return f" (trial {shown})" if shown else ""
 
     def max_epochs(self):
         """The most epochs any trial trains (ASHA's horizon)."""
