@@ -137,7 +137,7 @@ def plot_cycles_vs_lanes(network, images, path, lanes_list):
 def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency):
     """:func:`implement_configuration` of each configuration as a Ray task, by configuration.
     A failed configuration raises its error once the others have finished (and are cached)."""
-    with ray_session("bs4nn report", address, num_cpus=jobs) as ray:
+    with ray_session(address, num_cpus=jobs) as ray:
         task = ray.remote(num_cpus=1)(implement_configuration)
         network_ref = ray.put(network)
         pending = {task.remote(network_ref, lanes, ppb, out_dir / f"lanes{lanes}_ppb{ppb}",

@@ -3,6 +3,7 @@ options), the search-space file and specs, and every kind of bad input in one li
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -239,6 +240,24 @@ def test_a_missing_ray_is_named_with_its_install_command(monkeypatch):
     from bs4nn.model.cluster import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(UserError, match=r"^bs4nn sweep runs on Ray, which is not installed: "
-                                        r"pip install 'bs4nn\[ray\]' \(make env installs it\)$"):
-        import_ray("bs4nn sweep")
+    with pytest.raises(UserError, match=r"^Ray is not installed \(bs4nn sweep and bs4nn "
+                                        r"report run on it\): pip install 'bs4nn\[ray\]' "
+                                        r"\(make env installs it\)$"):
+        import_ray()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "--address 127.0.0.1:1: no Ray cluster answers there (Connection "
+                    "refused)"),
+    ("auto", "--address auto: could not join the Ray cluster (Could not find any running "
+             "Ray instance."),
+])
+def test_an_address_without_a_cluster_is_one_line(tmp_path, address, message):
+    result = subprocess.run(bs4nn("sweep", "--grid", "lr=0.1", "--address", address,
+                                  "--out-dir", tmp_path / "out"),
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"bs4nn sweep: error: {message}")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

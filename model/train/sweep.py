@@ -145,20 +145,18 @@ def _trial(params, out_dir):
 
 def _check_out_dir(out_dir, recorded):
     """Refuse to resume a sweep of another search space in ``out_dir``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out-dir {out_dir}: is not a directory")
     path = out_dir / SPACE_NAME
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise UserError(f"{path}: unreadable ({error})") from None
-        if saved != recorded:
-            raise UserError(f"{out_dir}: holds a sweep of another search space or base "
-                            f"options ({path}); use another --out-dir, or remove it to "
-                            f"start over")
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "w") as f:
-            json.dump(recorded, f, indent=2)
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: unreadable ({error})") from None
+    if saved != recorded:
+        raise UserError(f"{out_dir}: holds a sweep of another search space or base options "
+                        f"({path}); use another --out-dir, or remove it to start over")
 
 
 def sweep_command(space, asha, search_seed, out_dir):
@@ -183,11 +181,12 @@ def run_sweep(space, out_dir, *, resources=None, asha=None, address=None, search
     out_dir = Path(out_dir).resolve()
     recorded = {"space": space.to_json(), "asha": asha.to_json() if asha else None,
                 "search_seed": search_seed}
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out-dir {out_dir}: is not a directory")
     _check_out_dir(out_dir, recorded)
     experiment = out_dir / EXPERIMENT_NAME
-    with ray_session("bs4nn sweep", address):
+    with ray_session(address):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out_dir / SPACE_NAME, "w") as f:
+            json.dump(recorded, f, indent=2)
         from ray import tune
         from ray.tune.search import BasicVariantGenerator
 
