@@ -4,6 +4,7 @@ options), the search-space file and specs, and every kind of bad input in one li
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,6 +115,23 @@ def test_asha_with_random_options_keeps_every_trial_and_picks_a_finished_one(tmp
             assert trial["weights"] is None
     finished = [trial for trial in summary["trials"] if trial["status"] == "finished"]
     assert summary["best"]["trial"] == max(finished, key=lambda t: t["validation"])["trial"]
+
+
+def test_a_failing_trial_is_named_and_the_sweep_fails(tmp_path):
+    """The trials see the driver's BS4NN_DATA_DIR: an empty one makes every trial fail."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    out = tmp_path / "failing"
+    result = subprocess.run(bs4nn("sweep", *TINY, "--epochs", 1, "--grid", "surrogate=3,10",
+                                  "--out-dir", out), capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "BS4NN_DATA_DIR": str(empty)})
+    assert result.returncode == 1, (result.stdout + result.stderr)[-3000:]
+    error = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"bs4nn sweep: error: 2 of 2 trials failed, e\.g\. \w+_0000\d: .*"
+                        + re.escape(str(empty)) + ".*", error), error
+    summary = json.loads((out / "sweep.json").read_text())
+    assert all(trial["status"].startswith("error: ") for trial in summary["trials"])
+    assert summary["best"] is None and not (out / "best.npz").exists()
 
 
 def write(tmp_path, text):

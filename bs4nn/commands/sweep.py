@@ -80,4 +80,8 @@ def run(args):
     if summary["interrupted"]:
         print("bs4nn sweep: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    failed = [trial for trial in summary["trials"] if trial["status"].startswith("error")]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(summary['trials'])} trials failed, e.g. "
+                        f"{failed[0]['trial']}: {failed[0]['status'].removeprefix('error: ')}")
     return 0

@@ -15,6 +15,7 @@ and the best trial's weights file copied to ``best.npz``.
 """
 
 import json
+import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -226,7 +227,7 @@ def run_sweep(space, out_dir, *, resources=None, asha=None, address=None, search
 
 def _trial_summary(result, out_dir, space):
     """One trial's row: its swept options, how it ended and its figures."""
-    trial_id = result.metrics.get("trial_id") or Path(result.path).name
+    trial_id = result.metrics.get("trial_id") or _trial_id_of(Path(result.path).name)
     run_dir = _trial_dir(out_dir, trial_id)
     checkpoint = run_dir / CHECKPOINT_NAME
     history = checkpoint_history(checkpoint) if checkpoint.exists() else []
@@ -255,6 +256,13 @@ def _trial_summary(result, out_dir, space):
     else:
         row["status"] = "unfinished"
     return row
+
+
+def _trial_id_of(folder_name):
+    """The trial id in the name of Tune's folder for a trial that never reported
+    (``_trial_<id>_<index>_<options>_<date>``)."""
+    match = re.match(r"_trial_([0-9a-f]+_\d+)_", folder_name)
+    return match.group(1) if match else folder_name
 
 
 def summary_table(summary):
