@@ -61,8 +61,9 @@ def ray_session(address=None, num_cpus=None):
     if address is None:
         options |= {"num_cpus": num_cpus, "object_store_memory": OBJECT_STORE_BYTES}
     try:
-        ray.init(address=address, **options)
-    except (ConnectionError, ValueError, RuntimeError) as error:
+        # "local": a new instance even where another Ray runs (Ray would join that one).
+        ray.init(address=address or "local", **options)
+    except Exception as error:  # Ray fails in many ways (its own errors, and bugs)
         raise UserError(f"--address {address}: could not join the Ray cluster ({error})"
                         if address else f"could not start Ray on this machine ({error})") \
             from None

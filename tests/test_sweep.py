@@ -264,18 +264,15 @@ def test_a_missing_ray_is_named_with_its_install_command(monkeypatch):
         import_ray()
 
 
-@pytest.mark.parametrize("address, message", [
-    ("127.0.0.1:1", "--address 127.0.0.1:1: no Ray cluster answers there (Connection "
-                    "refused)"),
-    ("auto", "--address auto: could not join the Ray cluster (Could not find any running "
-             "Ray instance."),
-])
-def test_an_address_without_a_cluster_is_one_line(tmp_path, address, message):
-    result = subprocess.run(bs4nn("sweep", "--grid", "lr=0.1", "--address", address,
+def test_an_address_without_a_cluster_is_one_line(tmp_path):
+    # (`--address auto` is not tried: it finds any Ray running on this machine, such as
+    # another test's.)
+    result = subprocess.run(bs4nn("sweep", "--grid", "lr=0.1", "--address", "127.0.0.1:1",
                                   "--out-dir", tmp_path / "out"),
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "RAY_ADDRESS": ""})
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.startswith(f"bs4nn sweep: error: {message}")
-    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "bs4nn sweep: error: --address 127.0.0.1:1: no Ray cluster answers there (Connection "
+        "refused)"]
+    assert not (tmp_path / "out").exists()
     assert not (tmp_path / "out").exists()
