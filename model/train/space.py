@@ -34,7 +34,7 @@ import typing
 from ..errors import UserError
 from .config import TrainConfig, option_flag
 
-__all__ = ["SearchSpace", "DISTRIBUTIONS", "parse_spec", "option_name"]
+__all__ = ["SearchSpace", "DISTRIBUTIONS", "parse_spec", "option_name", "distribution_of"]
 
 #: Distribution name: the number of values it takes (``None``: one or more).
 DISTRIBUTIONS = {"uniform": 2, "loguniform": 2, "randint": 2, "choice": None}
@@ -217,8 +217,7 @@ class SearchSpace:
         if self.combinations > MAX_COMBINATIONS:
             raise UserError(f"{source}: the grid has {self.combinations:,} combinations "
                             f"(at most {MAX_COMBINATIONS:,})")
-        ends = [_ends(kind, values) for (kind, values), in
-                (spec.items() for spec in self.random.values())]
+        ends = [_ends(*distribution_of(spec)) for spec in self.random.values()]
         for values in itertools.product(*self.grid.values()):
             for drawn in itertools.product(*ends):
                 options = {**self.fixed, **dict(zip(self.grid, values, strict=True)),
@@ -246,7 +245,7 @@ class SearchSpace:
         if "epochs" in self.grid:
             return max(self.grid["epochs"])
         if "epochs" in self.random:
-            (kind, values), = self.random["epochs"].items()
+            kind, values = distribution_of(self.random["epochs"])
             return max(values) if kind == "choice" else int(values[1])
         return self.fixed.get("epochs", TrainConfig().epochs)
 
@@ -262,7 +261,7 @@ class SearchSpace:
         for name, values in self.grid.items():
             words += ["--grid", f"{_spelling(name)}={','.join(map(_spec_value, values))}"]
         for name, spec in self.random.items():
-            (kind, values), = spec.items()
+            kind, values = distribution_of(spec)
             words += ["--random",
                       f"{_spelling(name)}={kind}:{','.join(map(_spec_value, values))}"]
         return words + (["--samples", str(self.samples)] if self.samples != 1 else [])
@@ -306,6 +305,12 @@ def _distribution(name, spec, source):
     if kind == "loguniform" and low <= 0:
         raise UserError(f"{source}: loguniform needs LOW > 0, got {low}")
     return {kind: [low, high]}
+
+
+def distribution_of(distribution):
+    """``(kind, values)`` of a checked ``{kind: values}``."""
+    (kind, values), = distribution.items()
+    return kind, values
 
 
 def _ends(kind, values):

@@ -26,6 +26,7 @@ from ..network import Network, atomic_write
 from .config import TrainConfig, option_flag
 from .loop import CHECKPOINT_NAME, checkpoint_history
 from .pipeline import train_and_save
+from .space import distribution_of
 
 __all__ = ["run_sweep", "write_summary", "summary_table", "Resources", "Asha"]
 
@@ -81,7 +82,7 @@ def _param_space(space):
     params = dict(space.fixed)
     params |= {name: tune.grid_search(values) for name, values in space.grid.items()}
     for name, spec in space.random.items():
-        (kind, values), = spec.items()
+        kind, values = distribution_of(spec)
         if kind == "choice":
             params[name] = tune.choice(values)
         elif kind == "randint":
