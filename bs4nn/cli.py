@@ -18,6 +18,7 @@ COMMANDS = {
     "data": ("bs4nn.commands.data", "load and verify the datasets"),
     "evaluate": ("bs4nn.commands.evaluate", "strict accuracy of a weights file"),
     "train": ("bs4nn.commands.train", "train a network (exact integer forward)"),
+    "sweep": ("bs4nn.commands.sweep", "hyperparameter search over train's options (Ray Tune)"),
     "export": ("bs4nn.commands.export", "write $readmemh ROM files of a weights file"),
     "import-reference": ("bs4nn.commands.import_reference",
                          "convert the authors' reference weights to a weights file"),

@@ -5,9 +5,12 @@ with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with nextpnr on
 LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no timing), and combined
 with the cycle model's cycles per image on the MNIST test set. :func:`write_report` writes
 ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
+
+The configurations run as Ray tasks, one CPU each: on a Ray started on this machine, or on
+an existing cluster (whose nodes must all see the output folder, where each configuration's
+figures are cached).
 """
 
-import concurrent.futures
 import hashlib
 import json
 import time
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bs4nn.model.cluster import get, ray_session
 from bs4nn.model.network import atomic_write
 
 from . import implement
@@ -52,6 +56,12 @@ def cycles_per_image(network, lanes, pixels_per_beat, images):
     return float(result_cycles[-1] + 1) / images.shape[0]
 
 
+def cache_key(design, xilinx, frequency):
+    """What a configuration's saved figures hold for: its Verilog and the tool settings."""
+    return {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
+            "xilinx": xilinx, "frequency": frequency}
+
+
 def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, frequency):
     """The tools' figures for one configuration. They are kept in ``work_dir/row.json`` with
     the design's hash and the tool settings, and reused while those are unchanged, so that an
@@ -60,8 +70,7 @@ def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, f
 
     work_dir.mkdir(parents=True, exist_ok=True)
     design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
-    key = {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
-           "xilinx": xilinx, "frequency": frequency}
+    key = cache_key(design, xilinx, frequency)
     saved = work_dir / "row.json"
     if saved.exists():
         row = json.loads(saved.read_text())
@@ -125,25 +134,43 @@ def plot_cycles_vs_lanes(network, images, path, lanes_list):
     plt.close(figure)
 
 
-def write_report(network, images, out_dir, configurations, *, jobs, xilinx=True, frequency=125,
-                 weights_name=""):
-    """Implement each ``(lanes, pixels_per_beat)`` of ``configurations``, ``jobs`` at a time,
-    and write ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` into ``out_dir``.
+def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency):
+    """:func:`implement_configuration` of each configuration as a Ray task, by configuration.
+    A failed configuration raises its error once the others have finished (and are cached)."""
+    with ray_session(address, num_cpus=jobs) as ray:
+        task = ray.remote(num_cpus=1)(implement_configuration)
+        network_ref = ray.put(network)
+        pending = {task.remote(network_ref, lanes, ppb, out_dir / f"lanes{lanes}_ppb{ppb}",
+                               xilinx, frequency): (lanes, ppb) for lanes, ppb in configurations}
+        done, errors = {}, []
+        with tqdm(total=len(pending), desc="report", unit="config") as bar:
+            while pending:
+                (ready,), _ = ray.wait(list(pending), num_returns=1)
+                lanes, ppb = pending.pop(ready)
+                bar.update()
+                try:
+                    done[lanes, ppb] = get(ray, ready)
+                except Exception as error:  # raised once the others are done (and cached)
+                    errors.append(error)
+                else:
+                    tqdm.write(f"LANES={lanes} pixels/beat={ppb}: "
+                               f"{done[lanes, ppb]['tool_seconds']} s of tools")
+    if errors:
+        raise errors[0]
+    return done
+
+
+def write_report(network, images, out_dir, configurations, *, jobs=None, address=None,
+                 xilinx=True, frequency=125, weights_name=""):
+    """Implement each ``(lanes, pixels_per_beat)`` of ``configurations`` as Ray tasks (on a
+    local Ray with ``jobs`` CPUs, default all, or on the cluster at ``address``) and write
+    ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` into ``out_dir``.
 
     ``images``: uint8 ``(n, n_in)``, the images the cycles per image are taken over (the MNIST
     test set). Returns the rows, one dict per configuration.
     """
-    out_dir = Path(out_dir)
-    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(configurations))) as pool:
-        futures = {pool.submit(implement_configuration, network, lanes, ppb,
-                               out_dir / f"lanes{lanes}_ppb{ppb}", xilinx,
-                               frequency): (lanes, ppb) for lanes, ppb in configurations}
-        done = {}
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
-                           desc="report", unit="config"):
-            done[futures[future]] = future.result()
-            tqdm.write(f"LANES={futures[future][0]} pixels/beat={futures[future][1]}: "
-                       f"{done[futures[future]]['tool_seconds']} s of tools")
+    out_dir = Path(out_dir).resolve()
+    done = _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency)
     rows = []
     for lanes, ppb in configurations:
         row = dict(done[lanes, ppb])

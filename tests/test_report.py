@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bs4nn.sim import implement, report
-from bs4nn.sim.stimulus import random_network
+from bs4nn.sim.stimulus import random_images, random_network
 
 
 def test_weight_block_rams_are_counted_by_memory_name(tmp_path):
@@ -81,3 +81,33 @@ def test_configurations_sweep_lanes_then_pixels_per_beat_without_repeats():
     assert report.configurations([16, 600], [8, 4]) == [(16, 8), (600, 8), (600, 4)]
     assert report.configurations(list(report.LANES), list(report.PIXELS_PER_BEAT)) == [
         (16, 8), (64, 8), (150, 8), (600, 8), (600, 4)]
+
+
+def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_path):
+    """The report's Ray tasks on a local Ray: figures saved for an unchanged design (here
+    written by the test, so that no tool runs) are what the report shows, and a failing
+    configuration's own error reaches the caller once the other one is done."""
+    from bs4nn.gen.build import generate
+
+    rng = np.random.default_rng(3)
+    print("seed 3")
+    network = random_network(rng, (64, 16, 10))
+    images = random_images(rng, 20, 64)
+    work_dir = tmp_path / "report" / "lanes16_ppb8"
+    work_dir.mkdir(parents=True)
+    design = generate(network, lanes=16, pixels_per_beat=8)
+    saved = {"lanes": 16, "pixels_per_beat": 8, "lut4": 1234, "ff": 567, "fmax_mhz": 77.5,
+             "weights_in": "LUTs", "tool_seconds": 1.0,
+             "key": report.cache_key(design, xilinx=False, frequency=125)}
+    (work_dir / "row.json").write_text(json.dumps(saved))
+    rows = report.write_report(network, images, tmp_path / "report", [(16, 8)], jobs=2,
+                               xilinx=False)
+    assert [(row["lanes"], row["lut4"], row["fmax_mhz"]) for row in rows] == [(16, 1234, 77.5)]
+    assert not (work_dir / "bs4nn.v").exists()  # written only when the tools run
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["rows"] == rows
+    assert (tmp_path / "report" / "cycles_vs_lanes.png").read_bytes()[:4] == b"\x89PNG"
+    # A configuration whose folder cannot be made fails with its own error.
+    (tmp_path / "report" / "lanes8_ppb8").write_text("not a folder")
+    with pytest.raises(FileExistsError, match="lanes8_ppb8"):
+        report.write_report(network, images, tmp_path / "report", [(8, 8), (16, 8)], jobs=2,
+                            xilinx=False)

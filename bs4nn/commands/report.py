@@ -1,6 +1,5 @@
 """``bs4nn report``: synthesis and place-and-route figures for several configurations."""
 
-import os
 from pathlib import Path
 
 from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
@@ -17,8 +16,12 @@ def add_arguments(parser):
                         help="each at the first --pixels-per-beat")
     parser.add_argument("--pixels-per-beat", type=int, nargs="+",
                         default=list(report.PIXELS_PER_BEAT), help="each at the last --lanes")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="configurations implemented at once (default: one per CPU)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="configurations implemented at once on this machine (default: "
+                             "one per CPU)")
+    parser.add_argument("--address", default=None,
+                        help="implement on an existing Ray cluster (auto, or HOST:PORT), as "
+                             "many at once as it has CPUs; default: a Ray started here")
     parser.add_argument("--no-xilinx", action="store_true", help="skip synth_xilinx")
     parser.add_argument("--frequency", type=float, default=125,
                         help="nextpnr target frequency in MHz (default 125)")
@@ -36,12 +39,15 @@ def run(args):
         if ppb not in PIXELS_PER_BEAT_CHOICES:
             raise UserError(f"--pixels-per-beat: each must be one of "
                             f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {ppb}")
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs is not None and args.address:
+        raise UserError("--jobs is for a Ray started here; a cluster (--address) runs as "
+                        "many configurations as it has CPUs")
     configurations = report.configurations(args.lanes, args.pixels_per_beat)
     rows = report.write_report(network, images, args.out_dir, configurations, jobs=args.jobs,
-                               xilinx=not args.no_xilinx, frequency=args.frequency,
-                               weights_name=args.weights)
+                               address=args.address, xilinx=not args.no_xilinx,
+                               frequency=args.frequency, weights_name=args.weights)
     print(report.markdown_table(rows))
     out_dir = Path(args.out_dir)
     print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, "

@@ -1,21 +1,25 @@
 """``bs4nn train``: the options are the :class:`~bs4nn.model.train.TrainConfig` fields, plus
 where the run writes and how it runs; the work is :func:`~bs4nn.model.train.train_and_save`."""
 
+import argparse
 import dataclasses
 import typing
 
 from ..model.train import TrainConfig, option_flag, train_and_save
 
-__all__ = ["add_arguments", "config_from_args", "run"]
+__all__ = ["add_arguments", "add_config_arguments", "config_from_args", "run"]
 
 
-def _keywords(field):
-    """``add_argument`` keywords of a :class:`TrainConfig` field, from its type and option."""
+def _keywords(field, defaults):
+    """``add_argument`` keywords of a :class:`TrainConfig` field, from its type and option;
+    without ``defaults``, an option not given is left out of the parsed arguments."""
     option = field.metadata["option"]
     keywords = {"help": option.help}
+    if not defaults:
+        keywords["default"] = argparse.SUPPRESS
     if field.type is bool:
         return keywords | {"action": "store_true"}
-    keywords["default"] = field.default
+    keywords.setdefault("default", field.default)
     if typing.get_origin(field.type) is tuple:
         element, *rest = typing.get_args(field.type)
         keywords |= {"type": element, "nargs": "+" if rest == [Ellipsis] else 1 + len(rest)}
@@ -28,10 +32,15 @@ def _keywords(field):
     return keywords
 
 
-def add_arguments(parser):
-    training = parser.add_argument_group("training (recorded in the weights file)")
+def add_config_arguments(group, defaults=True):
+    """One option per :class:`TrainConfig` field (``bs4nn sweep`` takes them too, as the
+    options every trial shares, ``defaults=False``)."""
     for field in dataclasses.fields(TrainConfig):
-        training.add_argument(option_flag(field.name), **_keywords(field))
+        group.add_argument(option_flag(field.name), **_keywords(field, defaults))
+
+
+def add_arguments(parser):
+    add_config_arguments(parser.add_argument_group("training (recorded in the weights file)"))
     running = parser.add_argument_group("where the run writes and how it runs")
     running.add_argument("--stop-after", type=int, default=None, metavar="N",
                          help="stop this invocation after N epochs (continue with --resume)")

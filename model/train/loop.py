@@ -22,7 +22,8 @@ from .parameters import Parameters, adam_update, forward, init_parameters, to_ne
 from .snapshot import snapshot_gradients
 from .spike_time import backward, effective_times, recruitment, spike_loss
 
-__all__ = ["train", "train_epoch", "evaluate", "validation_split", "CHECKPOINT_NAME"]
+__all__ = ["train", "train_epoch", "evaluate", "validation_split", "checkpoint_history",
+           "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_VERSION = 1
@@ -102,7 +103,7 @@ def _save_checkpoint(path, parameters, config, epoch, history, best):
         np.savez(f, **arrays)
 
 
-def _load_checkpoint(path, config):
+def _read_checkpoint(path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -113,6 +114,16 @@ def _load_checkpoint(path, config):
     if int(arrays.get("checkpoint_version", -1)) != CHECKPOINT_VERSION:
         raise UserError(f"{path}: not a bs4nn training checkpoint of version "
                         f"{CHECKPOINT_VERSION}")
+    return arrays
+
+
+def checkpoint_history(path):
+    """The per-epoch records (as :func:`train` returns them) saved in the checkpoint ``path``."""
+    return json.loads(str(_read_checkpoint(path)["history"]))
+
+
+def _load_checkpoint(path, config):
+    arrays = _read_checkpoint(path)
     saved = json.loads(str(arrays["config"]))
     # Through JSON, as saved: tuples become lists.
     current = json.loads(json.dumps(config.__dict__))
@@ -133,9 +144,12 @@ def _load_checkpoint(path, config):
             json.loads(str(arrays["history"])), best)
 
 
-def train(config, run_dir, resume=False, stop_after=None, log=print, progress_bar=True):
+def train(config, run_dir, resume=False, stop_after=None, log=print, progress_bar=True,
+          on_epoch=None):
     """Train per ``config``, checkpointing every epoch in ``run_dir``; ``stop_after`` ends
-    this invocation after that many epochs (continue later with ``resume``).
+    this invocation after that many epochs (continue later with ``resume``). ``on_epoch``, if
+    given, is called with each epoch's record once its checkpoint is written (``bs4nn sweep``
+    reports it to Ray Tune).
 
     Returns the best-validation :class:`~bs4nn.model.network.Network` (no metadata), the per-epoch
     history and the best epoch's record.
@@ -197,6 +211,8 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
             f"no-fire {val['no_fire']:.4f}  silent hidden {silent}  "
             f"{train_seconds:.1f} s train, {seconds:.1f} s total")
         _save_checkpoint(checkpoint, parameters, config, epoch + 1, history, best)
+        if on_epoch is not None:
+            on_epoch(record)
     if best["epoch"] < 0:
         raise UserError(f"{checkpoint}: already trained for {config.epochs} epochs and no "
                         f"best network recorded")

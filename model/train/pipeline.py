@@ -15,14 +15,15 @@ __all__ = ["train_and_save"]
 
 
 def train_and_save(config, out=None, run_dir=None, curves=None, resume=False, stop_after=None,
-                   progress_bar=True):
+                   progress_bar=True, on_epoch=None):
     """Train per ``config`` (:func:`.loop.train`), then plot the curves, calibrate the output
     thresholds (when ``config.calibrate``), evaluate on the test split and save the network
     with its metadata; every step is logged to stdout and ``<run_dir>/train.log``.
 
     ``out`` defaults to ``weights/<dataset>-<sizes>.npz``, ``run_dir`` to
     ``runs/<dataset>``, ``curves`` to ``<run_dir>/curves.png``. Returns the path written, or
-    ``None`` when ``stop_after`` ended the run before its last epoch.
+    ``None`` when ``stop_after`` ended the run before its last epoch. ``on_epoch`` is
+    :func:`.loop.train`'s per-epoch callback.
     """
     if stop_after is not None and stop_after < 1:
         raise UserError(f"--stop-after must be at least 1, got {stop_after}")
@@ -43,7 +44,7 @@ def train_and_save(config, out=None, run_dir=None, curves=None, resume=False, st
 
     log(f"{config.command()}  ({sizes}, run dir {run_dir}, pid {os.getpid()})")
     network, history, best = train(config, run_dir, resume=resume, stop_after=stop_after,
-                                   log=log, progress_bar=progress_bar)
+                                   log=log, progress_bar=progress_bar, on_epoch=on_epoch)
     if len(history) < config.epochs:
         log(f"stopped after epoch {len(history)} of {config.epochs}; continue with --resume "
             f"(checkpoint {run_dir / CHECKPOINT_NAME})")
