@@ -4,8 +4,8 @@
 clock, simulated as the Verilog module ``bs4nn_board``) and :class:`BoardTop` (the core behind
 a board's oscillator, PLL, UART and LEDs, for Amaranth's platform files).
 
-    rx → UARTReceiver → ImageReceiver ─beats→ Accelerator ─results→ ReplySender → UARTTransmitter → tx
-                              └─status→ status queue ───────────────────┘
+    rx → UARTReceiver → ImageReceiver ─beats→ Accelerator ─results→ ReplySender → UARTTransmitter
+                              └─status→ status queue ───────────────────┘                 → tx
 """
 
 from dataclasses import dataclass
