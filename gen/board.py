@@ -226,8 +226,8 @@ class BoardTop(Elaboratable):
                 i_RST=0, i_STDBY=0, i_CLKI=oscillator.i, o_CLKOP=clock, i_CLKFB=clock,
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+            # nextpnr derives the output's constraint from the oscillator's and the dividers.
             m.d.comb += ClockSignal("sync").eq(clock)
-            platform.add_clock_constraint(clock, board.clock_hz)
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
 
         core = m.submodules.core = self.core
