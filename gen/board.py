@@ -159,17 +159,23 @@ BOARD_TIMEOUT_S = 0.02
 
 
 def check_fits(board, network):
-    """Raise :class:`UserError` with one line when ``network``'s weight ROM cannot fit
-    ``board``'s block RAM (the later layers' weights are logic, and nextpnr judges those)."""
+    """Raise :class:`UserError` with one line when ``network``'s accelerator cannot be built for
+    ``board``: a weight ROM larger than its block RAM, or (iCE40) memories it cannot map."""
     rom_bits = network.n_inputs * network.layers[0].n_out
+    needed = f"{network.describe()} network's first-layer weights ({rom_bits:,} bits)"
+    if board.family == "ice40" and rom_bits > board.block_ram_bits:
+        raise UserError(
+            f"{board.name}: the {needed} do not fit the iCE40UP5K's 30 EBR "
+            f"({board.block_ram_bits:,} bits); they would have to live in its SPRAM, and "
+            f"the generator has no UP5K (SPRAM) configuration yet: pass a smaller network "
+            f"with --weights")
+    if board.family == "ice40":
+        # Yosys stops on them ("no valid mapping found for memory ...scheduler.links0").
+        raise UserError(
+            f"{board.name}: the accelerator's scheduler keeps its event links in LUT RAM "
+            f"(asynchronous reads), which the iCE40 does not have, and the generator has no "
+            f"UP5K configuration (block RAM links, weights in SPRAM) yet")
     if rom_bits > board.block_ram_bits:
-        needed = f"{network.describe()} network's first-layer weights ({rom_bits:,} bits)"
-        if board.family == "ice40":
-            raise UserError(
-                f"{board.name}: the {needed} do not fit the iCE40UP5K's 30 EBR "
-                f"({board.block_ram_bits:,} bits); they would have to live in its SPRAM, and "
-                f"the generator has no UP5K (SPRAM) configuration yet: pass a smaller network "
-                f"with --weights")
         raise UserError(f"{board.name}: the {needed} exceed its block RAM "
                         f"({board.block_ram_bits:,} bits)")
 

@@ -48,11 +48,15 @@ def _tool_environment(family):
                 os.environ[name] = value
 
 
-def _tail(path, lines=3):
-    if not path.is_file():
-        return "no log"
-    text = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return " / ".join(text[-lines:])
+def _failure(out_dir):
+    """The first error line of the build's logs (nextpnr's, else Yosys's)."""
+    for log in (out_dir / f"{NAME}.tim", out_dir / f"{NAME}.rpt"):
+        if log.is_file():
+            errors = [line.strip() for line in log.read_text(errors="replace").splitlines()
+                      if line.startswith("ERROR")]
+            if errors:
+                return errors[0]
+    return "no error line in the logs"
 
 
 def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
@@ -82,8 +86,8 @@ def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
                                                  f"--timing-allow-fail --report pnr.json")
             plan.execute_local(str(out_dir))
         except subprocess.CalledProcessError:
-            raise UserError(f"the {board.name} build failed: "
-                            f"{_tail(out_dir / f'{NAME}.tim')} (logs: {out_dir})") from None
+            raise UserError(f"the {board.name} build failed: {_failure(out_dir)} "
+                            f"(logs: {out_dir})") from None
     report = json.loads((out_dir / "pnr.json").read_text())
     clocks = {name: clock for name, clock in report["fmax"].items()}
     slowest = min(clocks.values(), key=lambda c: c["achieved"] / c["constraint"])

@@ -59,3 +59,24 @@ def test_reply_decoder_skips_noise_and_corrupted_replies():
 @pytest.mark.parametrize(("baud", "expected"), [(3_000_000, 380.7), (1_000_000, 126.9)])
 def test_link_bound(baud, expected):
     assert protocol.link_images_per_second(baud, 784) == pytest.approx(expected, abs=0.1)
+
+
+def test_a_small_network_is_refused_on_the_icebreaker_for_its_link_memories(tmp_path, capsys):
+    from bs4nn.sim.stimulus import random_network
+
+    path = tmp_path / "small.npz"
+    random_network(np.random.default_rng(1), [784, 16, 10]).save(path)
+    assert main(["bitstream", "--board", "icebreaker", "--weights", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "keeps its event links in LUT RAM" in err[0]
+
+
+def test_ecp5_pll_dividers():
+    from bs4nn.gen.board import ecp5_pll_dividers
+    from bs4nn.model.errors import UserError
+
+    # The smallest dividers with the phase detector and the VCO (420 and 400 MHz) in range.
+    assert ecp5_pll_dividers(25_000_000, 30_000_000) == (5, 6, 14)
+    assert ecp5_pll_dividers(25_000_000, 40_000_000) == (5, 8, 10)
+    with pytest.raises(UserError, match="no EHXPLLL setting makes 36 MHz from 25 MHz exactly"):
+        ecp5_pll_dividers(25_000_000, 36_000_000)
