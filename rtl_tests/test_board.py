@@ -8,9 +8,12 @@ go onto the ``rx`` pin bit by bit; the ``tx`` pin is read bit by bit into
 golden model (``bs4nn.model.inference.infer``): good frames give their image's result, a
 frame with a corrupted byte or cut short gives an error reply with a zero result, and the
 frame after each bad one is answered correctly. The test ends by asserting that nothing else
-came out of ``tx``.
+came out of ``tx``. ``board_host`` runs the host program itself against the core.
 """
 
+import os
+import subprocess
+import sys
 import time
 
 import cocotb
@@ -76,7 +79,18 @@ def _cases(images, rng):
         status = {None: protocol.STATUS_OK, "pixel": protocol.STATUS_BAD_CHECKSUM,
                   "checksum": protocol.STATUS_BAD_CHECKSUM}.get(kind, protocol.STATUS_TRUNCATED)
         expected.append((sequence, status, index if status == protocol.STATUS_OK else None))
-    return chunks, expected, len(bad)
+    return chunks, expected, sum(index < len(images) for index in bad)
+
+
+async def _start(dut, clocks_per_bit):
+    """Start the clock, reset the core; returns the :class:`UARTLine` on its pins."""
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    line = UARTLine(dut.clk, dut.rx, dut.tx, clocks_per_bit)
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 4)
+    return line
 
 
 @cocotb.test()
@@ -97,18 +111,11 @@ async def board_link(dut):
     cocotb.log.info(f"board_link: seed {env.seed}, {n} images ({n_bad} of them spoiled), "
                     f"{cpb} clocks per bit, timeout {timeout} cycles")
 
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-    line = UARTLine(dut.clk, dut.rx, dut.tx, cpb)
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 4)
-    dut.rst.value = 0
-    await ClockCycles(dut.clk, 4)
-
+    line = await _start(dut, cpb)
     decoder = protocol.ReplyDecoder(env.network.n_classes)
-    replies, raw = [], []
+    replies = []
 
     def on_byte(byte):
-        raw.append(byte)
         replies.extend(decoder.feed([byte]))
 
     cocotb.start_soon(line.receive(on_byte))
@@ -150,11 +157,48 @@ async def board_link(dut):
         f"stray bytes on tx: {decoder.discarded} discarded, {len(decoder.buffer)} left")
 
 
+@cocotb.test()
+async def board_host(dut):
+    """``bs4nn board run`` itself, in a subprocess, on a pseudo-terminal whose other end is the
+    core's UART pins: the host program's serial loop against the RTL."""
+    env = load_environment()
+    cpb = env.design["info"]["link"]["clocks_per_bit"]
+    n = env.n or 3
+    line = await _start(dut, cpb)
+    master, slave = os.openpty()
+    os.set_blocking(master, False)
+    command = [sys.executable, "-m", "bs4nn.cli", "board", "run", "--port", os.ttyname(slave),
+               "--weights", str(os.environ["BS4NN_NETWORK"]), "--n", str(n),
+               "--reply-timeout", "600"]
+    host = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    cocotb.start_soon(line.receive(lambda byte: os.write(master, bytes([byte]))))
+    while host.poll() is None:
+        try:
+            data = os.read(master, 4096)
+        except BlockingIOError:
+            data = b""
+        if data:
+            await line.send(data)
+        else:
+            await ClockCycles(dut.clk, 200)
+    output = host.stdout.read()
+    os.close(master)
+    os.close(slave)
+    cocotb.log.info(output)
+    record_summary(env, f"board_host: bs4nn board run over a pty to the RTL, exit status "
+                        f"{host.returncode}: " + " / ".join(
+                            text.strip() for text in output.strip().splitlines()[1:]))
+    assert host.returncode == 0, output
+    assert f"agreement with the golden model: {n}/{n}" in output, output
+
+
 # --- pytest wrapper ---------------------------------------------------------------------------
 
 @pytest.mark.rtlsim
 @pytest.mark.xdist_group("verilator-board")
-def test_board_link(require_tool):
+@pytest.mark.parametrize(("name", "n"), [("board_link", 10), ("board_host", 2)])
+def test_board(name, n, require_tool):
     from bs4nn.model.network import DEFAULT_WEIGHTS, Network
     from bs4nn.sim import runner
 
@@ -163,7 +207,7 @@ def test_board_link(require_tool):
     build = runner.prepare_build(Network.load(DEFAULT_WEIGHTS), config, weights=DEFAULT_WEIGHTS,
                                  build_root=runner.REPO / "build" / "sim", log=lambda _: None)
     seed = int(np.random.default_rng().integers(1 << 31))
-    outcome = runner.run_test(build, "board_link", seed=seed, n=10, quiet=True)
+    outcome = runner.run_test(build, name, seed=seed, n=n, quiet=True)
     lines = "\n".join(outcome.summary.get("lines", []))
-    assert outcome.passed, (f"board_link (seed {seed}): {outcome.failed}/{outcome.tests} failed; "
+    assert outcome.passed, (f"{name} (seed {seed}): {outcome.failed}/{outcome.tests} failed; "
                             f"see {outcome.directory / 'sim.log'}\n{lines}")

@@ -88,6 +88,9 @@ TESTS = {
                           "the board core: N MNIST images bit by bit through the UART pins, "
                           "with corrupted and truncated frames, replies vs the golden model",
                           needs_mnist=True, board=True),
+    "board_host": SimTest("test_board", "board_host",
+                          "bs4nn board run over a pseudo-terminal wired to the board core's "
+                          "UART pins (N images)", needs_mnist=True, board=True),
 }
 
 #: The board core in simulation: UART clocks per bit, and the frame timeout in bit times.

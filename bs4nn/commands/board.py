@@ -20,11 +20,16 @@ def add_arguments(parser):
     add_weights_argument(run_parser)
     add_data_arguments(run_parser)
     run_parser.add_argument("--n", type=int, default=1000, help="images (default 1000)")
+    run_parser.add_argument("--reply-timeout", type=float, default=0.5,
+                            help="seconds to wait for a frame's reply before counting it lost "
+                                 "(default 0.5)")
 
 
 def run(args):
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
+    if args.reply_timeout <= 0:
+        raise UserError(f"--reply-timeout must be positive, got {args.reply_timeout}")
     network, images, labels = load_matching(args.weights, args.dataset, args.split,
                                             args.data_dir)
     if args.n > len(images):
@@ -33,7 +38,8 @@ def run(args):
     images, labels = images[:args.n], labels[:args.n]
     board = BOARDS[args.board]
     with board_host.open_port(args.port, board.baud) as port:
-        result = board_host.run_images(port, network, images, baud=board.baud)
+        result = board_host.run_images(port, network, images, baud=board.baud,
+                                       reply_timeout=args.reply_timeout)
     answered = result.predicted >= 0
     print(f"bs4nn board run: {args.n} images on {board.name} ({args.port}, "
           f"{board.baud:,} baud)")
@@ -41,6 +47,6 @@ def run(args):
           f"({int(answered.sum())} answered, {result.errors} error replies, "
           f"{result.lost} lost)")
     print(f"  agreement with the golden model: {result.agree}/{args.n}")
-    print(f"  {result.images_per_second:.0f} images/s: the serial link bounds this at "
+    print(f"  {result.images_per_second:.1f} images/s: the serial link bounds this at "
           f"{result.link_bound:.0f} images/s ({board.baud:,} baud), not the accelerator")
     return 0 if result.agree == args.n else 1
