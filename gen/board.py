@@ -167,8 +167,7 @@ def check_fits(board, network):
         raise UserError(
             f"{board.name}: the {needed} do not fit the iCE40UP5K's 30 EBR "
             f"({board.block_ram_bits:,} bits); they would have to live in its SPRAM, and "
-            f"the generator has no UP5K (SPRAM) configuration yet: pass a smaller network "
-            f"with --weights")
+            f"the generator has no UP5K (SPRAM) configuration yet")
     if board.family == "ice40":
         # Yosys stops on them ("no valid mapping found for memory ...scheduler.links0").
         raise UserError(

@@ -197,7 +197,7 @@ async def board_host(dut):
 
 @pytest.mark.rtlsim
 @pytest.mark.xdist_group("verilator-board")
-@pytest.mark.parametrize(("name", "n"), [("board_link", 10), ("board_host", 2)])
+@pytest.mark.parametrize(("name", "n"), [("board_link", 8), ("board_host", 2)])
 def test_board(name, n, require_tool):
     from bs4nn.model.network import DEFAULT_WEIGHTS, Network
     from bs4nn.sim import runner
