@@ -42,10 +42,10 @@ class ImageReceiver(wiring.Component):
     Bytes before an ``IMAGE_SYNC`` are skipped. The pixels of a frame go out as beats as they
     arrive, ``last`` on the frame's final beat; the status (``protocol.STATUS_OK`` or
     ``STATUS_BAD_CHECKSUM``) follows the CRC bytes. A frame that stops for ``timeout_cycles``
-    is closed with ``STATUS_TRUNCATED``; if its pixels had begun, or none had come yet, the
-    beat being filled goes out with ``last`` at once (the accelerator then gives a result for
-    it, which the reply sender replaces by an error reply). So every frame begun gives exactly
-    one accelerator frame and one status, in order.
+    is closed with ``STATUS_TRUNCATED``; if it stopped before its last pixel, the beat being
+    filled goes out at once with ``last`` (the accelerator gives a result for that short frame,
+    which the reply sender replaces by an error reply). So every frame begun gives exactly one
+    accelerator frame and one status, in order.
 
     Parameters
     ----------
