@@ -80,3 +80,15 @@ def test_ecp5_pll_dividers():
     assert ecp5_pll_dividers(25_000_000, 40_000_000) == (5, 8, 10)
     with pytest.raises(UserError, match="no EHXPLLL setting makes 36 MHz from 25 MHz exactly"):
         ecp5_pll_dividers(25_000_000, 36_000_000)
+
+
+def test_timing_failure_names_the_slowest_clock():
+    from bs4nn.sim.bitstream import timing_failure
+
+    # The shape of nextpnr's --report, with the ULX3S build's figure.
+    passed = {"fmax": {"$glbnet$clk": {"achieved": 50.98, "constraint": 30.0003}}}
+    assert timing_failure(passed) is None
+    failed = {"fmax": {"$glbnet$clk": {"achieved": 27.41, "constraint": 30.0003},
+                       "$glbnet$other": {"achieved": 90.0, "constraint": 25.0}}}
+    assert timing_failure(failed) == ("timing not met: clock $glbnet$clk reaches 27.4 MHz, "
+                                      "30.0 MHz needed")
