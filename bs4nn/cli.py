@@ -28,6 +28,8 @@ COMMANDS = {
     "report": ("bs4nn.commands.report", "synthesis and place-and-route figures"),
     "bench": ("bs4nn.commands.bench", "benchmarks side by side"),
     "formal": ("bs4nn.commands.formal", "prove the interface properties (SymbiYosys)"),
+    "bitstream": ("bs4nn.commands.bitstream", "build a board's bitstream (ULX3S, iCEBreaker)"),
+    "board": ("bs4nn.commands.board", "run the accelerator on a board over its serial link"),
 }
 
 

@@ -62,7 +62,10 @@ async def stream_put(ctx, stream, payload, *, idle=None):
     while idle is not None and next(idle):
         await ctx.tick()
     ctx.set(stream.valid, 1)
-    ctx.set(stream.payload.as_value() if isinstance(payload, int) else stream.payload, payload)
+    target = stream.payload
+    if isinstance(payload, int) and hasattr(target, "as_value"):
+        target = target.as_value()  # a layout payload given as its bits
+    ctx.set(target, payload)
     ready = False
     while not ready:
         _, _, ready = await ctx.tick().sample(stream.ready)

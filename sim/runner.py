@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..gen.board import generate_board_core
 from ..gen.build import LINT_WAIVERS, generate
 from ..gen.pixel_input import PIXELS_PER_BEAT_CHOICES
 from ..gen.scheduler import EVENTS_PER_CYCLE_CHOICES
@@ -34,7 +35,7 @@ from .stimulus import random_network
 
 __all__ = ["TESTS", "SimTest", "SimConfig", "Build", "Outcome", "prepare_build",
            "run_test", "run_random_networks", "failure_excerpt", "REPO", "TESTBENCH_DIR",
-           "BUILD_ROOT"]
+           "BUILD_ROOT", "BOARD_CLOCKS_PER_BIT", "BOARD_TIMEOUT_BITS"]
 
 REPO = Path(__file__).resolve().parents[1]
 TESTBENCH_DIR = REPO / "rtl_tests"
@@ -59,6 +60,8 @@ class SimTest:
     debug_events: bool = False
     weight_storage: str | None = None
     needs_mnist: bool = False
+    #: The design is the board core (``bs4nn.gen.board``: UART pins, link protocol).
+    board: bool = False
 
 
 TESTS = {
@@ -82,7 +85,18 @@ TESTS = {
     "random_networks": SimTest("test_accelerator", "random_images",
                                "random small networks (1-3 hidden layers) and parameters, "
                                "each built and run on random images"),
+    "board_link": SimTest("test_board", "board_link",
+                          "the board core: N MNIST images bit by bit through the UART pins, "
+                          "with corrupted and truncated frames, replies vs the golden model",
+                          needs_mnist=True, board=True),
+    "board_host": SimTest("test_board", "board_host",
+                          "bs4nn board run over a pseudo-terminal wired to the board core's "
+                          "UART pins (N images)", needs_mnist=True, board=True),
 }
+
+#: The board core in simulation: UART clocks per bit, and the frame timeout in bit times.
+BOARD_CLOCKS_PER_BIT = 4
+BOARD_TIMEOUT_BITS = 40
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,12 @@ class SimConfig:
     #: Compile the Verilated model without C++ optimisation: builds take about half as long
     #: and simulate about half as fast (the pytest wrappers' small runs).
     quick_build: bool = False
+    #: Non-zero: build the board core (``bs4nn_board``) with this many clocks per UART bit.
+    board_clocks_per_bit: int = 0
+
+    @property
+    def toplevel(self):
+        return "bs4nn_board" if self.board_clocks_per_bit else TOPLEVEL
 
     @property
     def tag(self):
@@ -108,6 +128,7 @@ class SimConfig:
         parts += ["dbg"] if self.debug_events else []
         parts += ["waves"] if self.waves else []
         parts += ["quick"] if self.quick_build and self.simulator == "verilator" else []
+        parts += [f"uart{self.board_clocks_per_bit}"] if self.board_clocks_per_bit else []
         return "-".join(parts)
 
 
@@ -182,6 +203,12 @@ def _locked(directory):
 
 def _generate(network, config):
     try:
+        if config.board_clocks_per_bit:
+            return generate_board_core(
+                network, clocks_per_bit=config.board_clocks_per_bit,
+                timeout_cycles=BOARD_TIMEOUT_BITS * config.board_clocks_per_bit,
+                lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
+                events_per_cycle=config.events_per_cycle)
         return generate(network, lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
                         events_per_cycle=config.events_per_cycle,
                         weight_storage=config.weight_storage, debug_events=config.debug_events)
@@ -202,7 +229,7 @@ def _build_simulator(directory, config, verilog_path, log):
         "sources": [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources],
         "config": asdict(config), "args": args, "timescale": TIMESCALE,
     }, sort_keys=True).encode()).hexdigest()
-    executable = directory / ("sim.vvp" if config.simulator == "icarus" else TOPLEVEL)
+    executable = directory / ("sim.vvp" if config.simulator == "icarus" else config.toplevel)
     if executable.is_file() and stamp_path.is_file() and stamp_path.read_text() == stamp:
         return False
     stamp_path.unlink(missing_ok=True)
@@ -211,7 +238,7 @@ def _build_simulator(directory, config, verilog_path, log):
     with _redirected(directory / "build.log"), _make_flags(QUICK_MAKE_FLAGS
                                                             if config.quick_build else ()):
         try:
-            runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=directory,
+            runner.build(sources=sources, hdl_toplevel=config.toplevel, build_dir=directory,
                          build_args=list(args), timescale=TIMESCALE, waves=config.waves,
                          always=True)
         except (SystemExit, Exception) as error:
@@ -271,7 +298,7 @@ def _generation_key(network, config):
     import amaranth
 
     from .. import gen
-    from ..model import packing
+    from ..model import packing, protocol
 
     digest = hashlib.sha256()
     for layer in network.layers:
@@ -279,9 +306,11 @@ def _generation_key(network, config):
         digest.update(np.ascontiguousarray(layer.thresholds).tobytes())
     digest.update(json.dumps([network.sizes, config.lanes, config.pixels_per_beat,
                               config.events_per_cycle, config.weight_storage, config.debug_events,
+                              config.board_clocks_per_bit,
                               config.simulator == "icarus", amaranth.__version__]).encode())
     for source in sorted(Path(gen.__file__).resolve().parent.glob("*.py")) + [
-            Path(packing.__file__).resolve(), Path(__file__).resolve()]:
+            Path(packing.__file__).resolve(), Path(protocol.__file__).resolve(),
+            Path(__file__).resolve()]:
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
@@ -298,7 +327,7 @@ def prepare_build(network, config, *, weights=None, build_root=BUILD_ROOT, log=p
         network_path = directory / "network.npz"
         if not network_path.is_file():
             network.save(network_path)
-        verilog_path = directory / f"{TOPLEVEL}.v"
+        verilog_path = directory / f"{config.toplevel}.v"
         design_path = directory / "design.json"
         key_path = directory / "generation.stamp"
         key = _generation_key(network, config)
@@ -376,7 +405,7 @@ def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=N
             with contextlib.suppress(SystemExit):
                 runner.test(test_module=test.module,
                             test_filter=rf"^{test.module}\.{test.testcase}(/|$)",
-                            hdl_toplevel=TOPLEVEL, hdl_toplevel_lang="verilog",
+                            hdl_toplevel=build.config.toplevel, hdl_toplevel_lang="verilog",
                             build_dir=build.directory, test_dir=test_dir,
                             results_xml=str(results), extra_env=env, seed=seed,
                             plusargs=plusargs, waves=build.config.waves,

@@ -117,7 +117,9 @@ def run(args):
                               events_per_cycle=args.events_per_cycle,
                               weight_storage=test.weight_storage or "rom",
                               debug_events=test.debug_events, waves=args.waves,
-                              quick_build=args.quick_build)
+                              quick_build=args.quick_build,
+                              board_clocks_per_bit=runner.BOARD_CLOCKS_PER_BIT if test.board
+                              else 0)
     build = runner.prepare_build(network, config, weights=weights, build_root=args.build_dir)
     started = time.monotonic()
     outcome = runner.run_test(build, args.test, seed=seed, n=args.n,

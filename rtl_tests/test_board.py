@@ -1,0 +1,213 @@
+"""cocotb system test of the board core ``bs4nn_board`` (``bs4nn.gen.board.BoardCore``: UART
+pins, link protocol, accelerator; the clock driven directly, as the PLL would), and its pytest
+wrapper.
+
+Image frames come from ``bs4nn.model.protocol.image_frame`` (the host program's encoder) and
+go onto the ``rx`` pin bit by bit; the ``tx`` pin is read bit by bit into
+``protocol.ReplyDecoder`` (the host program's decoder). Every reply is checked against the
+golden model (``bs4nn.model.inference.infer``): good frames give their image's result, a
+frame with a corrupted byte or cut short gives an error reply with a zero result, and the
+frame after each bad one is answered correctly. The test ends by asserting that nothing else
+came out of ``tx``. ``board_host`` runs the host program itself against the core.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import cocotb
+import numpy as np
+import pytest
+from bs4nn_tb import PERIOD_NS, load_environment, record_summary
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
+
+from bs4nn.model import protocol
+from bs4nn.sim.stimulus import ERROR_RESULT, expected_results
+
+
+class UARTLine:
+    """Drives a UART input pin (8N1, LSB first) and reads a UART output pin, in clock cycles."""
+
+    def __init__(self, clock, rx, tx, clocks_per_bit):
+        self.clock, self.rx, self.tx = clock, rx, tx
+        self.clocks_per_bit = clocks_per_bit
+        self.rx.value = 1
+
+    async def send(self, data):
+        for byte in data:
+            for bit in [0, *((byte >> k) & 1 for k in range(8)), 1]:
+                self.rx.value = bit
+                await ClockCycles(self.clock, self.clocks_per_bit)
+
+    async def receive(self, on_byte):
+        """Forever: each byte from ``tx`` to ``on_byte``; a low stop bit fails the test."""
+        cpb = self.clocks_per_bit
+        while True:
+            await FallingEdge(self.tx)
+            await ClockCycles(self.clock, cpb + cpb // 2)
+            byte = 0
+            for k in range(8):
+                byte |= int(self.tx.value) << k
+                await ClockCycles(self.clock, cpb)
+            assert int(self.tx.value) == 1, "tx: stop bit low"
+            on_byte(byte)
+
+
+def _cases(images, rng):
+    """The byte chunks to send (``None``: the line idles past the timeout) and the expected
+    ``(sequence, status)`` of each reply, with the index of the image whose result it carries
+    (``None`` for an error reply)."""
+    chunks, expected = [b"\x00\x13\xff"], []  # noise before the first frame: skipped
+    bad = {1: "pixel", 3: "checksum", 5: "truncated pixels", 7: "truncated checksum"}
+    for index, image in enumerate(images):
+        sequence = index % 256
+        frame = bytearray(protocol.image_frame(sequence, image))
+        kind = bad.get(index)
+        if kind == "pixel":
+            frame[2 + int(rng.integers(len(image)))] ^= 1 << int(rng.integers(8))
+        elif kind == "checksum":
+            frame[-1] ^= 0x80
+        elif kind == "truncated pixels":
+            frame = frame[:2 + int(rng.integers(len(image)))]
+        elif kind == "truncated checksum":
+            frame = frame[:-1]
+        chunks.append(bytes(frame))
+        if kind is not None and kind.startswith("truncated"):
+            chunks.append(None)
+        status = {None: protocol.STATUS_OK, "pixel": protocol.STATUS_BAD_CHECKSUM,
+                  "checksum": protocol.STATUS_BAD_CHECKSUM}.get(kind, protocol.STATUS_TRUNCATED)
+        expected.append((sequence, status, index if status == protocol.STATUS_OK else None))
+    return chunks, expected, sum(index < len(images) for index in bad)
+
+
+async def _start(dut, clocks_per_bit):
+    """Start the clock, reset the core; returns the :class:`UARTLine` on its pins."""
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    line = UARTLine(dut.clk, dut.rx, dut.tx, clocks_per_bit)
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 4)
+    return line
+
+
+@cocotb.test()
+async def board_link(dut):
+    """MNIST images over the UART, with corrupted and truncated frames among them."""
+    from bs4nn.model import data
+
+    env = load_environment()
+    link = env.design["info"]["link"]
+    cpb, timeout = link["clocks_per_bit"], link["timeout_cycles"]
+    n = env.n or 8
+    rng = np.random.default_rng(env.seed)
+    dataset = env.network.metadata.get("dataset", "mnist")
+    images, labels = data.load(dataset, "test")
+    images, labels = images[:n], labels[:n]
+    chunks, expected, n_bad = _cases(images, rng)
+    results = expected_results(env.network, images)
+    cocotb.log.info(f"board_link: seed {env.seed}, {n} images ({n_bad} of them spoiled), "
+                    f"{cpb} clocks per bit, timeout {timeout} cycles")
+
+    line = await _start(dut, cpb)
+    decoder = protocol.ReplyDecoder(env.network.n_classes)
+    replies = []
+
+    def on_byte(byte):
+        replies.extend(decoder.feed([byte]))
+
+    cocotb.start_soon(line.receive(on_byte))
+    started = time.perf_counter()
+    for chunk in chunks:
+        if chunk is None:
+            await ClockCycles(dut.clk, 2 * timeout)
+        else:
+            await line.send(chunk)
+    reply_cycles = 10 * cpb * protocol.reply_frame_bytes(env.network.n_classes)
+
+    async def all_replies():
+        while len(replies) < len(expected):
+            await ClockCycles(dut.clk, reply_cycles)
+
+    await with_timeout(all_replies(), 20 * reply_cycles * PERIOD_NS + 100_000 * PERIOD_NS,
+                       "ns")
+    await ClockCycles(dut.clk, 4 * reply_cycles)  # nothing else may come
+    wall = time.perf_counter() - started
+
+    errors = []
+    for k, (reply, (sequence, status, index)) in enumerate(zip(replies, expected, strict=False)):
+        want = results[index] if index is not None else dict.fromkeys(ERROR_RESULT, 0)
+        if (reply.sequence, reply.status, reply.result) != (sequence, status, want):
+            errors.append(f"reply {k}: got seq {reply.sequence} "
+                          f"{protocol.STATUS_NAMES.get(reply.status)} {reply.result}, "
+                          f"expected seq {sequence} {protocol.STATUS_NAMES[status]} {want}")
+    for message in errors[:10]:
+        cocotb.log.error(message)
+    good = [index for _, _, index in expected if index is not None]
+    correct = sum(results[index]["predicted"] == labels[index] for index in good)
+    record_summary(env, (
+        f"board_link: {len(expected) - len(errors)}/{len(expected)} replies == model over the "
+        f"UART ({len(good)} images, {correct} classified right; {n_bad} corrupted or truncated "
+        f"frames answered as errors), {cpb} clocks per bit, {wall:.1f} s, seed {env.seed}"))
+    assert not errors, f"{len(errors)} replies differ"
+    assert len(replies) == len(expected), f"{len(replies)} replies for {len(expected)} frames"
+    assert decoder.discarded == 0 and not decoder.buffer, (
+        f"stray bytes on tx: {decoder.discarded} discarded, {len(decoder.buffer)} left")
+
+
+@cocotb.test()
+async def board_host(dut):
+    """``bs4nn board run`` itself, in a subprocess, on a pseudo-terminal whose other end is the
+    core's UART pins: the host program's serial loop against the RTL."""
+    env = load_environment()
+    cpb = env.design["info"]["link"]["clocks_per_bit"]
+    n = env.n or 3
+    line = await _start(dut, cpb)
+    master, slave = os.openpty()
+    os.set_blocking(master, False)
+    command = [sys.executable, "-m", "bs4nn.cli", "board", "run", "--port", os.ttyname(slave),
+               "--weights", str(os.environ["BS4NN_NETWORK"]), "--n", str(n),
+               "--reply-timeout", "600"]
+    host = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    cocotb.start_soon(line.receive(lambda byte: os.write(master, bytes([byte]))))
+    while host.poll() is None:
+        try:
+            data = os.read(master, 4096)
+        except BlockingIOError:
+            data = b""
+        if data:
+            await line.send(data)
+        else:
+            await ClockCycles(dut.clk, 200)
+    output = host.stdout.read()
+    os.close(master)
+    os.close(slave)
+    cocotb.log.info(output)
+    record_summary(env, f"board_host: bs4nn board run over a pty to the RTL, exit status "
+                        f"{host.returncode}: " + " / ".join(
+                            text.strip() for text in output.strip().splitlines()[1:]))
+    assert host.returncode == 0, output
+    assert f"agreement with the golden model: {n}/{n}" in output, output
+
+
+# --- pytest wrapper ---------------------------------------------------------------------------
+
+@pytest.mark.rtlsim
+@pytest.mark.xdist_group("verilator-board")
+@pytest.mark.parametrize(("name", "n"), [("board_link", 8), ("board_host", 2)])
+def test_board(name, n, require_tool):
+    from bs4nn.model.network import DEFAULT_WEIGHTS, Network
+    from bs4nn.sim import runner
+
+    require_tool("verilator")
+    config = runner.SimConfig(quick_build=True, board_clocks_per_bit=runner.BOARD_CLOCKS_PER_BIT)
+    build = runner.prepare_build(Network.load(DEFAULT_WEIGHTS), config, weights=DEFAULT_WEIGHTS,
+                                 build_root=runner.REPO / "build" / "sim", log=lambda _: None)
+    seed = int(np.random.default_rng().integers(1 << 31))
+    outcome = runner.run_test(build, name, seed=seed, n=n, quiet=True)
+    lines = "\n".join(outcome.summary.get("lines", []))
+    assert outcome.passed, (f"{name} (seed {seed}): {outcome.failed}/{outcome.tests} failed; "
+                            f"see {outcome.directory / 'sim.log'}\n{lines}")

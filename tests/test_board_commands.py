@@ -1,0 +1,94 @@
+"""The board commands' one-line errors, and the link protocol's host side."""
+
+import numpy as np
+import pytest
+
+from bs4nn.cli import main
+from bs4nn.model import protocol
+from bs4nn.sim.stimulus import ERROR_RESULT
+
+
+def test_the_shipped_network_does_not_fit_the_icebreaker(capsys):
+    assert main(["bitstream", "--board", "icebreaker"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bs4nn bitstream: error: icebreaker: the 784-600-10 network's first-layer "
+                   "weights (470,400 bits) do not fit the iCE40UP5K's 30 EBR (122,880 bits); "
+                   "they would have to live in its SPRAM, and the generator has no UP5K (SPRAM) "
+                   "configuration yet"]
+
+
+def test_board_run_without_a_board_is_one_line(tmp_path, capsys):
+    port = tmp_path / "ttyUSB9"
+    assert main(["board", "run", "--port", str(port), "--n", "3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"bs4nn board: error: {port}: cannot open the "
+                                               f"serial port")
+
+
+def test_board_run_checks_n(capsys):
+    assert main(["board", "run", "--port", "/dev/null", "--n", "20000"]) == 1
+    assert capsys.readouterr().err.strip() == ("bs4nn board: error: --n 20000: the mnist test "
+                                               "split has 10000 images")
+
+
+def test_image_frame_layout():
+    pixels = np.arange(784) % 256
+    frame = protocol.image_frame(7, pixels)
+    assert len(frame) == protocol.image_frame_bytes(784) == 788
+    assert frame[:2] == bytes([protocol.IMAGE_SYNC, 7])
+    assert frame[2:-2] == bytes(pixels.astype(np.uint8))
+    assert int.from_bytes(frame[-2:], "little") == protocol.crc16(frame[1:-2])
+
+
+def test_reply_decoder_skips_noise_and_corrupted_replies():
+    result = {"predicted": 9, "decision_step": 256, "fired": 0, "error": 0}
+    good = protocol.reply_frame(10, 3, protocol.STATUS_OK, result)
+    error = protocol.reply_frame(10, 4, protocol.STATUS_TRUNCATED)
+    spoiled = bytearray(good)
+    spoiled[3] ^= 1
+    decoder = protocol.ReplyDecoder(10)
+    stream = b"\x00\x5a\x01" + bytes(spoiled) + good + error
+    replies = [reply for k in range(0, len(stream), 3) for reply in
+               decoder.feed(stream[k:k + 3])]
+    assert [(r.sequence, r.status, r.result) for r in replies] == [
+        (3, protocol.STATUS_OK, result),
+        (4, protocol.STATUS_TRUNCATED, dict.fromkeys(ERROR_RESULT, 0))]
+    assert not decoder.buffer
+
+
+@pytest.mark.parametrize(("baud", "expected"), [(3_000_000, 380.7), (1_000_000, 126.9)])
+def test_link_bound(baud, expected):
+    assert protocol.link_images_per_second(baud, 784) == pytest.approx(expected, abs=0.1)
+
+
+def test_a_small_network_is_refused_on_the_icebreaker_for_its_link_memories(tmp_path, capsys):
+    from bs4nn.sim.stimulus import random_network
+
+    path = tmp_path / "small.npz"
+    random_network(np.random.default_rng(1), [784, 16, 10]).save(path)
+    assert main(["bitstream", "--board", "icebreaker", "--weights", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "keeps its event links in LUT RAM" in err[0]
+
+
+def test_ecp5_pll_dividers():
+    from bs4nn.gen.board import ecp5_pll_dividers
+    from bs4nn.model.errors import UserError
+
+    # The smallest dividers with the phase detector and the VCO (420 and 400 MHz) in range.
+    assert ecp5_pll_dividers(25_000_000, 30_000_000) == (5, 6, 14)
+    assert ecp5_pll_dividers(25_000_000, 40_000_000) == (5, 8, 10)
+    with pytest.raises(UserError, match="no EHXPLLL setting makes 36 MHz from 25 MHz exactly"):
+        ecp5_pll_dividers(25_000_000, 36_000_000)
+
+
+def test_timing_failure_names_the_slowest_clock():
+    from bs4nn.sim.bitstream import timing_failure
+
+    # The shape of nextpnr's --report, with the ULX3S build's figure.
+    passed = {"fmax": {"$glbnet$clk": {"achieved": 50.98, "constraint": 30.0003}}}
+    assert timing_failure(passed) is None
+    failed = {"fmax": {"$glbnet$clk": {"achieved": 27.41, "constraint": 30.0003},
+                       "$glbnet$other": {"achieved": 90.0, "constraint": 25.0}}}
+    assert timing_failure(failed) == ("timing not met: clock $glbnet$clk reaches 27.4 MHz, "
+                                      "30.0 MHz needed")
