@@ -74,11 +74,12 @@ def training_seconds_per_epoch(config):
     return history[0]["train_seconds"], time.perf_counter() - start
 
 
-def rtl_check(network, sample, lanes, pixels_per_beat):
+def rtl_check(network, sample, lanes, pixels_per_beat, events_per_cycle=1):
     """Stream the first ``sample`` MNIST test images through the RTL under Verilator."""
     from . import runner
 
-    config = runner.SimConfig(lanes=lanes, pixels_per_beat=pixels_per_beat)
+    config = runner.SimConfig(lanes=lanes, pixels_per_beat=pixels_per_beat,
+                              events_per_cycle=events_per_cycle)
     build = runner.prepare_build(network, config, weights=DEFAULT_WEIGHTS)
     outcome = runner.run_test(build, "mnist_inference", seed=0, n=sample, quiet=True)
     if not outcome.passed:
@@ -111,7 +112,7 @@ def plot_accuracy_vs_step(result, labels, path):
     plt.close(figure)
 
 
-def implementation_row(report_path, lanes, pixels_per_beat):
+def implementation_row(report_path, lanes, pixels_per_beat, events_per_cycle=1):
     """The row of ``make report``'s JSON for this configuration (``None`` when absent)."""
     if not report_path.exists():
         return None
@@ -120,16 +121,18 @@ def implementation_row(report_path, lanes, pixels_per_beat):
     except (ValueError, KeyError) as error:
         raise UserError(f"{report_path}: not a report of make report ({error})") from None
     return next((r for r in rows if r["lanes"] == lanes
-                 and r["pixels_per_beat"] == pixels_per_beat), None)
+                 and r["pixels_per_beat"] == pixels_per_beat
+                 and r.get("events_per_cycle", 1) == events_per_cycle), None)
 
 
-def comparison_rows(figures, accuracy, lanes, pixels_per_beat):
+def comparison_rows(figures, accuracy, lanes, pixels_per_beat, events_per_cycle=1):
     """The shipped networks as measured here, then the published anchors."""
     def percent(row):
         return f"{100 * row['strict']:.2f}% strict ({100 * row['lenient']:.2f}% lenient)"
 
     measured = {"design": f"bs4nn 784-600-10, ECP5-85F, LANES={lanes}, {pixels_per_beat} "
-                          f"pixels/beat", "source": "measured here", "dataset": "MNIST",
+                          f"pixels/beat, {events_per_cycle} events/cycle",
+                "source": "measured here", "dataset": "MNIST",
                 "accuracy": percent(accuracy["mnist"])}
     if "fmax_mhz" in figures:
         measured |= {
@@ -176,10 +179,10 @@ def _cell(value):
     return str(value)
 
 
-def markdown(figures, comparison, lanes, pixels_per_beat, report_path):
+def markdown(figures, comparison, lanes, pixels_per_beat, events_per_cycle, report_path):
     lines = [f"Measured by `bs4nn bench` on this machine (LANES={lanes}, {pixels_per_beat} "
-             f"pixels/beat), {time.strftime('%Y-%m-%d')}; published figures are quoted as "
-             f"published, not measured here.", "",
+             f"pixels/beat, {events_per_cycle} events/cycle), {time.strftime('%Y-%m-%d')}; "
+             f"published figures are quoted as published, not measured here.", "",
              "| " + " | ".join(title for _, title in COMPARISON_COLUMNS) + " |",
              "|" + "---|" * len(COMPARISON_COLUMNS)]
     lines += ["| " + " | ".join(_cell(row[key]) for key, _ in COMPARISON_COLUMNS) + " |"
@@ -193,7 +196,8 @@ def markdown(figures, comparison, lanes, pixels_per_beat, report_path):
     return lines
 
 
-def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, training, report_path):
+def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, training, report_path,
+                events_per_cycle=1):
     """Measure everything, write ``bench.md``, ``bench.json`` and
     ``accuracy_vs_decision_step.png`` into ``out_dir``; returns the lines of ``bench.md``.
 
@@ -209,11 +213,13 @@ def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, trainin
     accuracy = accuracy_figures()
     mnist = accuracy["mnist"]
     images = data.load("mnist", "test")[0]
-    result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                            events_per_cycle=events_per_cycle)
     intervals = np.diff(result_cycles, prepend=-1)
     sample = images[:: max(1, images.shape[0] // 500)]
     latency = np.array([predict(network, image[None], lanes=lanes,
-                                pixels_per_beat=pixels_per_beat)[0] + 1
+                                pixels_per_beat=pixels_per_beat,
+                                events_per_cycle=events_per_cycle)[0] + 1
                         for image in sample])
     figures = {
         "model_images_per_s": round(mnist["model_images_per_s"]),
@@ -230,9 +236,10 @@ def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, trainin
         figures["training_seconds_per_mnist_epoch"] = round(epoch, 1)
         figures["seconds_for_a_one_epoch_mnist_training_run"] = round(whole, 1)
     if rtl_sample:
-        figures["rtl_check"] = rtl_check(network, rtl_sample, lanes, pixels_per_beat)
+        figures["rtl_check"] = rtl_check(network, rtl_sample, lanes, pixels_per_beat,
+                                         events_per_cycle)
     lanes = lanes or n_hidden
-    row = implementation_row(report_path, lanes, pixels_per_beat)
+    row = implementation_row(report_path, lanes, pixels_per_beat, events_per_cycle)
     if row:
         fmax = row["fmax_mhz"]
         figures.update({
@@ -242,10 +249,10 @@ def write_bench(network, out_dir, *, lanes, pixels_per_beat, rtl_sample, trainin
             "latency_us": round(figures["latency_cycles_mean"] / fmax, 2),
         })
         figures["images_per_s_per_xc7_lut"] = round(figures["images_per_s"] / row["xc7_lut"], 1)
-    comparison = comparison_rows(figures, accuracy, lanes, pixels_per_beat)
+    comparison = comparison_rows(figures, accuracy, lanes, pixels_per_beat, events_per_cycle)
     plot_accuracy_vs_step(mnist["result"], mnist["labels"],
                           out_dir / "accuracy_vs_decision_step.png")
-    lines = markdown(figures, comparison, lanes, pixels_per_beat, report_path)
+    lines = markdown(figures, comparison, lanes, pixels_per_beat, events_per_cycle, report_path)
     with atomic_write(out_dir / "bench.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with atomic_write(out_dir / "bench.json", "w") as f:

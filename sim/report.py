@@ -1,7 +1,7 @@
 """Synthesis and place-and-route figures for several configurations (``bs4nn report``).
 
-For each (LANES, PIXELS_PER_BEAT) the design is generated from the weights file, synthesized
-with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with nextpnr on the
+For each (LANES, PIXELS_PER_BEAT, EVENTS_PER_CYCLE) the design is generated from the weights
+file, synthesized with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with nextpnr on the
 LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no timing), and combined
 with the cycle model's cycles per image on the MNIST test set. :func:`write_report` writes
 ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
@@ -24,7 +24,8 @@ from bs4nn.model.network import atomic_write
 from . import implement
 
 COLUMNS = [
-    ("lanes", "LANES"), ("pixels_per_beat", "pixels/beat"), ("lut4", "LUT4"),
+    ("lanes", "LANES"), ("pixels_per_beat", "pixels/beat"),
+    ("events_per_cycle", "events/cycle"), ("lut4", "LUT4"),
     ("ccu2c", "CCU2C"), ("lutram", "DPR16X4"), ("comb", "placed LUTs"), ("ff", "FF"),
     ("dp16kd", "DP16KD"), ("weights_in", "weights in"), ("fmax_mhz", "Fmax MHz"),
     ("cycles_per_image", "cycles/image"), ("images_per_s", "images/s"),
@@ -35,24 +36,38 @@ COLUMNS = [
 
 #: LANES of the default report, each at the first of :data:`PIXELS_PER_BEAT`.
 LANES = (16, 64, 150, 600)
-#: Pixels per beat of the default report, each at the last of :data:`LANES`. 16 pixels per
-#: beat at LANES=600 is left out: nextpnr's router2 did not converge on it (congestion) in over
-#: 40 minutes.
+#: Pixels per beat of the default report, each at the last of :data:`LANES`.
 PIXELS_PER_BEAT = (8, 4)
+#: Events per cycle of the default report, each at the last of :data:`LANES` and
+#: :data:`FAST_PIXELS_PER_BEAT` (the other configurations take one event per cycle).
+EVENTS_PER_CYCLE = (4,)
+#: The pixels per beat of the configurations with several events per cycle: the widest beat,
+#: so that loading (49 cycles per 784-pixel image) does not bound them first.
+FAST_PIXELS_PER_BEAT = 16
 
 
-def configurations(lanes, pixels_per_beat):
-    """``(lanes, pixels_per_beat)`` pairs: every LANES at the first pixels per beat, then
-    every pixels per beat at the last LANES, without repeats."""
-    return list(dict.fromkeys([(n, pixels_per_beat[0]) for n in lanes]
-                              + [(lanes[-1], ppb) for ppb in pixels_per_beat]))
+def configurations(lanes, pixels_per_beat, events_per_cycle=()):
+    """``(lanes, pixels_per_beat, events_per_cycle)`` triples: every LANES at the first pixels
+    per beat, then every pixels per beat at the last LANES (one event per cycle), then every
+    events per cycle at the last LANES and :data:`FAST_PIXELS_PER_BEAT`, without repeats."""
+    return list(dict.fromkeys([(n, pixels_per_beat[0], 1) for n in lanes]
+                              + [(lanes[-1], ppb, 1) for ppb in pixels_per_beat]
+                              + [(lanes[-1], FAST_PIXELS_PER_BEAT, e)
+                                 for e in events_per_cycle]))
 
 
-def cycles_per_image(network, lanes, pixels_per_beat, images):
+def work_dir_name(lanes, pixels_per_beat, events_per_cycle):
+    """The folder of a configuration's tools and saved figures."""
+    name = f"lanes{lanes}_ppb{pixels_per_beat}"
+    return name if events_per_cycle == 1 else f"{name}_e{events_per_cycle}"
+
+
+def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1):
     """Mean result-to-result cycles over ``images`` streamed back to back (cycle model)."""
     from .cycle_model import predict
 
-    result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                            events_per_cycle=events_per_cycle)
     return float(result_cycles[-1] + 1) / images.shape[0]
 
 
@@ -62,14 +77,16 @@ def cache_key(design, xilinx, frequency):
             "xilinx": xilinx, "frequency": frequency}
 
 
-def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, frequency):
+def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, work_dir, xilinx,
+                            frequency):
     """The tools' figures for one configuration. They are kept in ``work_dir/row.json`` with
     the design's hash and the tool settings, and reused while those are unchanged, so that an
     interrupted report resumes where it stopped."""
     from bs4nn.gen.build import generate
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat)
+    design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                      events_per_cycle=events_per_cycle)
     key = cache_key(design, xilinx, frequency)
     saved = work_dir / "row.json"
     if saved.exists():
@@ -78,7 +95,8 @@ def implement_configuration(network, lanes, pixels_per_beat, work_dir, xilinx, f
             return row
     verilog = work_dir / "bs4nn.v"
     verilog.write_text(design.verilog)
-    row = {"lanes": lanes or network.layers[0].n_out, "pixels_per_beat": pixels_per_beat}
+    row = {"lanes": lanes or network.layers[0].n_out, "pixels_per_beat": pixels_per_beat,
+           "events_per_cycle": events_per_cycle}
     start = time.perf_counter()
     row.update(implement.synth_ecp5(verilog, work_dir))
     row.update(implement.place_and_route_ecp5(work_dir, frequency))
@@ -140,21 +158,22 @@ def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, f
     with ray_session(address, num_cpus=jobs) as ray:
         task = ray.remote(num_cpus=1)(implement_configuration)
         network_ref = ray.put(network)
-        pending = {task.remote(network_ref, lanes, ppb, out_dir / f"lanes{lanes}_ppb{ppb}",
-                               xilinx, frequency): (lanes, ppb) for lanes, ppb in configurations}
+        pending = {task.remote(network_ref, *config, out_dir / work_dir_name(*config), xilinx,
+                               frequency): config for config in configurations}
         done, errors = {}, []
         with tqdm(total=len(pending), desc="report", unit="config") as bar:
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
-                lanes, ppb = pending.pop(ready)
+                config = pending.pop(ready)
                 bar.update()
                 try:
-                    done[lanes, ppb] = get(ray, ready)
+                    done[config] = get(ray, ready)
                 except Exception as error:  # raised once the others are done (and cached)
                     errors.append(error)
                 else:
-                    tqdm.write(f"LANES={lanes} pixels/beat={ppb}: "
-                               f"{done[lanes, ppb]['tool_seconds']} s of tools")
+                    lanes, ppb, events = config
+                    tqdm.write(f"LANES={lanes} pixels/beat={ppb} events/cycle={events}: "
+                               f"{done[config]['tool_seconds']} s of tools")
     if errors:
         raise errors[0]
     return done
@@ -162,8 +181,9 @@ def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, f
 
 def write_report(network, images, out_dir, configurations, *, jobs=None, address=None,
                  xilinx=True, frequency=125, weights_name=""):
-    """Implement each ``(lanes, pixels_per_beat)`` of ``configurations`` as Ray tasks (on a
-    local Ray with ``jobs`` CPUs, default all, or on the cluster at ``address``) and write
+    """Implement each ``(lanes, pixels_per_beat, events_per_cycle)`` of ``configurations`` as
+    Ray tasks (on a local Ray with ``jobs`` CPUs, default all, or on the cluster at
+    ``address``) and write
     ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` into ``out_dir``.
 
     ``images``: uint8 ``(n, n_in)``, the images the cycles per image are taken over (the MNIST
@@ -172,10 +192,11 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
     out_dir = Path(out_dir).resolve()
     done = _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency)
     rows = []
-    for lanes, ppb in configurations:
-        row = dict(done[lanes, ppb])
+    for lanes, ppb, events in configurations:
+        row = dict(done[lanes, ppb, events])
         del row["key"]
-        row["cycles_per_image"] = round(cycles_per_image(network, lanes, ppb, images), 1)
+        row.setdefault("events_per_cycle", events)
+        row["cycles_per_image"] = round(cycles_per_image(network, lanes, ppb, images, events), 1)
         row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
         row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)
         if "xc7_lut" in row:
@@ -184,7 +205,7 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
         rows.append(row)
         tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
     plot_cycles_vs_lanes(network, images, out_dir / "cycles_vs_lanes.png",
-                         [1, 4, 16, 64, 150, 300] + [lanes for lanes, _ in configurations])
+                         [1, 4, 16, 64, 150, 300] + [lanes for lanes, *_ in configurations])
     header = (f"Implementation of `{weights_name}` ({network.describe()}): Yosys `synth_ecp5` + "
               f"nextpnr-ecp5 on the LFE5U-85F (CABGA381, target {frequency:.0f} MHz); "
               "Xilinx 7-series counts from `synth_xilinx` (synthesis only, no timing). "

@@ -42,12 +42,12 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     # synth_ecp5 ("core.output_layer.sums[63] is multiply driven"), a tool-flow problem that is
     # not this test's subject.
     network = random_network(np.random.default_rng(seed), (256, 64, 10), positive=0.55)
-    row = report.implement_configuration(network, 0, 4, tmp_path, xilinx=True, frequency=125)
-    assert row["lanes"] == 64 and row["pixels_per_beat"] == 4
+    row = report.implement_configuration(network, 0, 4, 2, tmp_path, xilinx=True, frequency=125)
+    assert row["lanes"] == 64 and row["pixels_per_beat"] == 4 and row["events_per_cycle"] == 2
     assert row["lut4"] > 100 and row["ff"] > 100 and row["comb"] >= row["lut4"]
     assert 10 < row["fmax_mhz"] < 500
     assert row["xc7_lut"] > 100
-    # The 256 x 64 weight ROM is in block RAM, and the table says so.
+    # The 256 x 64 weight ROM (two banks) is in block RAM, and the table says so.
     assert row["weight_dp16kd"] >= 1
     assert row["weights_in"] == f"{row['weight_dp16kd']} DP16KD"
 
@@ -55,17 +55,19 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
         raise AssertionError("the tools ran again for an unchanged design")
 
     monkeypatch.setattr(implement, "synth_ecp5", no_tools)
-    assert report.implement_configuration(network, 0, 4, tmp_path, xilinx=True,
+    assert report.implement_configuration(network, 0, 4, 2, tmp_path, xilinx=True,
                                           frequency=125) == row
     # A different target frequency is a different run.
     with pytest.raises(AssertionError, match="ran again"):
-        report.implement_configuration(network, 0, 4, tmp_path, xilinx=True, frequency=100)
+        report.implement_configuration(network, 0, 4, 2, tmp_path, xilinx=True, frequency=100)
 
 
 @pytest.mark.parametrize("arguments, message", [
     (["--lanes", "700"], "--lanes: each must be between 1 and 600, got 700"),
     (["--pixels-per-beat", "3"], "--pixels-per-beat: each must be one of 1, 2, 4, 8, 16, got 3"),
     (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--events-per-cycle", "3"],
+     "--events-per-cycle: each must be one of 1, 2, 4, 8, 16, got 3"),
 ])
 def test_bad_configurations_are_refused_before_any_tool_runs(tmp_path, capsys, arguments,
                                                               message):
@@ -77,10 +79,14 @@ def test_bad_configurations_are_refused_before_any_tool_runs(tmp_path, capsys, a
     assert not out.exists()
 
 
-def test_configurations_sweep_lanes_then_pixels_per_beat_without_repeats():
-    assert report.configurations([16, 600], [8, 4]) == [(16, 8), (600, 8), (600, 4)]
-    assert report.configurations(list(report.LANES), list(report.PIXELS_PER_BEAT)) == [
-        (16, 8), (64, 8), (150, 8), (600, 8), (600, 4)]
+def test_configurations_sweep_lanes_then_pixels_per_beat_then_events_without_repeats():
+    assert report.configurations([16, 600], [8, 4]) == [(16, 8, 1), (600, 8, 1), (600, 4, 1)]
+    assert report.configurations([600], [16], [1, 4]) == [(600, 16, 1), (600, 16, 4)]
+    assert report.configurations(list(report.LANES), list(report.PIXELS_PER_BEAT),
+                                 list(report.EVENTS_PER_CYCLE)) == [
+        (16, 8, 1), (64, 8, 1), (150, 8, 1), (600, 8, 1), (600, 4, 1), (600, 16, 4)]
+    assert report.work_dir_name(600, 16, 4) == "lanes600_ppb16_e4"
+    assert report.work_dir_name(16, 8, 1) == "lanes16_ppb8"
 
 
 def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_path):
@@ -100,14 +106,15 @@ def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_
              "weights_in": "LUTs", "tool_seconds": 1.0,
              "key": report.cache_key(design, xilinx=False, frequency=125)}
     (work_dir / "row.json").write_text(json.dumps(saved))
-    rows = report.write_report(network, images, tmp_path / "report", [(16, 8)], jobs=2,
+    rows = report.write_report(network, images, tmp_path / "report", [(16, 8, 1)], jobs=2,
                                xilinx=False)
     assert [(row["lanes"], row["lut4"], row["fmax_mhz"]) for row in rows] == [(16, 1234, 77.5)]
+    assert rows[0]["events_per_cycle"] == 1
     assert not (work_dir / "bs4nn.v").exists()  # written only when the tools run
     assert json.loads((tmp_path / "report" / "report.json").read_text())["rows"] == rows
     assert (tmp_path / "report" / "cycles_vs_lanes.png").read_bytes()[:4] == b"\x89PNG"
     # A configuration whose folder cannot be made fails with its own error.
     (tmp_path / "report" / "lanes8_ppb8").write_text("not a folder")
     with pytest.raises(FileExistsError, match="lanes8_ppb8"):
-        report.write_report(network, images, tmp_path / "report", [(8, 8), (16, 8)], jobs=2,
-                            xilinx=False)
+        report.write_report(network, images, tmp_path / "report", [(8, 8, 1), (16, 8, 1)],
+                            jobs=2, xilinx=False)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from bs4nn.gen.pixel_input import PIXELS_PER_BEAT_CHOICES
+from bs4nn.gen.scheduler import EVENTS_PER_CYCLE_CHOICES
 from bs4nn.model.errors import UserError
 from bs4nn.model.evaluation import load_matching
 from bs4nn.sim import report
@@ -16,6 +17,10 @@ def add_arguments(parser):
                         help="each at the first --pixels-per-beat")
     parser.add_argument("--pixels-per-beat", type=int, nargs="+",
                         default=list(report.PIXELS_PER_BEAT), help="each at the last --lanes")
+    parser.add_argument("--events-per-cycle", type=int, nargs="*",
+                        default=list(report.EVENTS_PER_CYCLE),
+                        help=f"each at the last --lanes and {report.FAST_PIXELS_PER_BEAT} "
+                             f"pixels per beat (the others take one event per cycle)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="configurations implemented at once on this machine (default: "
                              "one per CPU)")
@@ -39,12 +44,17 @@ def run(args):
         if ppb not in PIXELS_PER_BEAT_CHOICES:
             raise UserError(f"--pixels-per-beat: each must be one of "
                             f"{', '.join(map(str, PIXELS_PER_BEAT_CHOICES))}, got {ppb}")
+    for events in args.events_per_cycle:
+        if events not in EVENTS_PER_CYCLE_CHOICES:
+            raise UserError(f"--events-per-cycle: each must be one of "
+                            f"{', '.join(map(str, EVENTS_PER_CYCLE_CHOICES))}, got {events}")
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     if args.jobs is not None and args.address:
         raise UserError("--jobs is for a Ray started here; a cluster (--address) runs as "
                         "many configurations as it has CPUs")
-    configurations = report.configurations(args.lanes, args.pixels_per_beat)
+    configurations = report.configurations(args.lanes, args.pixels_per_beat,
+                                           args.events_per_cycle)
     rows = report.write_report(network, images, args.out_dir, configurations, jobs=args.jobs,
                                address=args.address, xilinx=not args.no_xilinx,
                                frequency=args.frequency, weights_name=args.weights)
