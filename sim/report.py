@@ -2,9 +2,10 @@
 
 For each (LANES, PIXELS_PER_BEAT, EVENTS_PER_CYCLE) the design is generated from the weights
 file, synthesized with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with
-nextpnr on the LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no timing), and combined
-with the cycle model's cycles per image on the MNIST test set. :func:`write_report` writes
-``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` to the output folder.
+nextpnr on the LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no
+timing), and combined with the cycle model's cycles per image on the MNIST test set.
+:func:`write_report` writes ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` to the
+output folder.
 
 The configurations run as Ray tasks, one CPU each: on a Ray started on this machine, or on
 an existing cluster (whose nodes must all see the output folder, where each configuration's
