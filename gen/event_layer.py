@@ -1,9 +1,6 @@
 """The first hidden layer, event-driven: one weight column per input spike."""
 
-import functools
-import operator
-
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -109,9 +106,12 @@ class EventLayer(LayerComponent):
         weights = self.weight_port
         event = self.i_events.payload
         reads = []
+        # With several banks, an empty slot reads an extra all-zero word (no masking per
+        # neuron): every weight read is then a +1 (bit set) of an event in the round.
+        zero_word = [0] if n_banks > 1 else []
         for bank, init in enumerate(self._bank_init):
             rom = m.submodules[f"rom{bank}" if n_banks > 1 else "rom"] = Memory(
-                shape=lanes, depth=self.bank_depth, init=init)
+                shape=lanes, depth=self.bank_depth + len(zero_word), init=init + zero_word)
             read = rom.read_port()
             reads.append(read)
             if weights is not None:
@@ -125,13 +125,18 @@ class EventLayer(LayerComponent):
                                 & (address[:bank_bits] == bank if bank_bits else 1)),
                 ]
             row = event.pixels[bank][bank_bits:]
-            m.d.comb += read.addr.eq(row if groups == 1 else row * groups + event.group)
+            address = row if groups == 1 else row * groups + event.group
+            m.d.comb += read.addr.eq(Mux(event.slots[bank], address, self.bank_depth)
+                                     if n_banks > 1 else address)
         thresholds = writable_thresholds(m, layer, weights)
 
         # Stage B: add the column.
         b_valid, b_token = Signal(), Signal.like(event)
         m.d.sync += [b_valid.eq(self.i_events.valid), b_token.eq(event)]
         shape = counter_shape(layer.n_in)
+        # A round of n events, p of them with weight +1 for a neuron, adds 2p - n to it.
+        events = Signal(range(n_banks + 1))
+        m.d.comb += events.eq(sum(b_token.slots[bank] for bank in range(n_banks)))
         counters = []
         for j in range(layer.n_out):
             # Every image's start token sets the counters, so they need no domain reset:
@@ -141,11 +146,12 @@ class EventLayer(LayerComponent):
                              reset_less=True)
             init = -(thresholds[j] + 1)
             counters.append(counter)
-            # The sum of the slots' ±1 weights.
-            terms = [Mux(b_token.slots[bank], Mux(read.data[j % lanes], 1, -1), 0)
-                     if n_banks > 1 else Mux(read.data[j % lanes], 1, -1)
-                     for bank, read in enumerate(reads)]
-            delta = functools.reduce(operator.add, terms, Const(0, signed(2)))
+            if n_banks > 1:
+                positives = Signal(range(n_banks + 1), name=f"positives{j}")
+                m.d.comb += positives.eq(sum(read.data[j % lanes] for read in reads))
+                delta = (positives << 1) - events
+            else:
+                delta = Mux(reads[0].data[j % lanes], 1, -1)
             in_group = b_token.group == j // lanes if groups > 1 else 1
             with m.If(b_valid):
                 with m.If(b_token.start):
