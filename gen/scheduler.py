@@ -19,9 +19,15 @@ that :attr:`EventScheduler.load_to_start` and the other schedule constants sum:
   names is either not loaded yet or spikes at another step). A whole beat is inserted per
   cycle, whatever its pixels.
 * :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: a tree search of
-  ``steps`` queues the steps in order; ``P``, the step after ``R``, reads its heads from every
-  position's head memory; ``R`` takes ``P`` with those heads and the positions that have a
-  list there. ``R`` is loaded before an image starts, and again each time a step is taken.
+  ``steps`` queues the steps in order (then the image's end, a step-less entry); each queued
+  step is *issued*: its heads are read from every position's head memory, the read is
+  registered, then the positions that have a list there are found (step memory read and
+  compare) and the prepared step goes into ``R``, or into a small FIFO behind ``R`` while
+  ``R`` is held. Steps are issued while fewer than ``prepared_steps`` are issued and not yet
+  taken, a count kept in a register, so no block RAM's address or enable depends on the
+  walkers' decisions of the same cycle. ``R`` holds an image's first step before it starts
+  and takes the next prepared step each time a step is taken; an image's finish flushes its
+  prepared steps.
 * :class:`Walkers`: ``events_per_cycle`` walkers share the positions (walker ``w`` owns the
   positions ``k`` with ``k % events_per_cycle == w``). All walkers take a step from ``R``
   together; each follows its positions' lists for that step, one node per cycle, and the step
