@@ -349,12 +349,13 @@ class StepFinder:
                 head_step[k].addr.eq(Cat(heads.heads[k], bank)),
                 prepared.mask[k].eq(head_step[k].data == heads.step),
             ]
-        arrives = Signal()
-        m.d.comb += arrives.eq(heads_valid & ~finish)
 
         # --- R and the FIFO behind it -----------------------------------------------------
         # R is loaded from the FIFO, or straight from `prepared` when the FIFO is empty. An
         # arriving step is written at the FIFO's free slot whether or not it is kept there.
+        # Nothing here waits on `finish`, which clears R and the FIFO after whatever they
+        # took, and R loads whenever it is taken or not ready, even with nothing to take
+        # (it is then not ready): R's enable is `take | ~r_ready`, one gate after `take`.
         fifo_depth = self.prepared_steps - 1
         fifo = [Signal(layout, name=f"prepared{e}") for e in range(fifo_depth)]
         fifo_write = Signal(range(fifo_depth))
@@ -371,11 +372,11 @@ class StepFinder:
         push = Signal()
         pop = Signal()
         m.d.comb += [
-            load_r.eq((take | ~r_ready) & ((fifo_count != 0) | arrives)),
+            load_r.eq(take | ~r_ready),
             pop.eq(load_r & (fifo_count != 0)),
-            push.eq(arrives & ~(load_r & (fifo_count == 0))),
+            push.eq(heads_valid & ~(load_r & (fifo_count == 0))),
         ]
-        with m.If(arrives):
+        with m.If(heads_valid):
             for e in range(fifo_depth):
                 with m.If(fifo_write == e):
                     m.d.sync += fifo[e].eq(prepared)
@@ -386,8 +387,7 @@ class StepFinder:
         m.d.sync += fifo_count.eq(fifo_count + push - pop)
         with m.If(load_r):
             m.d.sync += r_step.eq(Mux(fifo_count != 0, fifo_head, prepared))
-        with m.If(take | ~r_ready):
-            m.d.sync += r_ready.eq(load_r)
+            m.d.sync += r_ready.eq((fifo_count != 0) | heads_valid)
         with m.If(finish):
             m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0), r_ready.eq(0)]
         r = SimpleNamespace(
