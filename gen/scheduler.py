@@ -19,9 +19,15 @@ that :attr:`EventScheduler.load_to_start` and the other schedule constants sum:
   names is either not loaded yet or spikes at another step). A whole beat is inserted per
   cycle, whatever its pixels.
 * :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: a tree search of
-  ``steps`` queues the steps in order; ``P``, the step after ``R``, reads its heads from every
-  position's head memory; ``R`` takes ``P`` with those heads and the positions that have a
-  list there. ``R`` is loaded before an image starts, and again each time a step is taken.
+  ``steps`` queues the steps in order (then the image's end, a step-less entry); each queued
+  step is *issued*: its heads are read from every position's head memory, the read is
+  registered, then the positions that have a list there are found (step memory read and
+  compare) and the prepared step goes into ``R``, or into a small FIFO behind ``R`` while
+  ``R`` is held. Steps are issued while fewer than ``prepared_steps`` are issued and not yet
+  taken, a count kept in a register, so no block RAM's address or enable depends on the
+  walkers' decisions of the same cycle. ``R`` holds an image's first step before it starts
+  and takes the next prepared step each time a step is taken; an image's finish flushes its
+  prepared steps.
 * :class:`Walkers`: ``events_per_cycle`` walkers share the positions (walker ``w`` owns the
   positions ``k`` with ``k % events_per_cycle == w``). All walkers take a step from ``R``
   together; each follows its positions' lists for that step, one node per cycle, and the step
@@ -49,7 +55,7 @@ import operator
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -209,128 +215,184 @@ class BankLoader:
             inserted=[Mux(s1_bank == b, inserted_any, 0) for b in range(2)])
 
 
+def prepared_step_layout(ppb, ptr_width):
+    """A step prepared for the walkers: ``valid`` (0: the image has no further step), its
+    number, each position's head for it and ``mask``, the positions that have a list at it."""
+    return data.StructLayout({
+        "valid": 1,
+        "step": 8,
+        "heads": data.ArrayLayout(ptr_width, ppb),
+        "mask": ppb,
+    })
+
+
 class StepFinder:
     """Keeps the walkers' next step ready in registers ``R`` (see the module doc).
 
     A queue of two steps per bank is filled, lowest step first, from the bank's bitmap as soon
-    as the bank is loaded (each step's bit is cleared as it is queued); the fill depends on
-    registers only. ``P`` takes the queue's head and reads its heads; ``R`` takes ``P`` each
-    time the walkers take ``R``, and once more before an image starts. One fill per cycle keeps
-    a step ready for every cycle.
+    as the bank is loaded (each step's bit is cleared as it is queued, and the image's end is
+    queued as an entry without a step); the fill depends on registers only. The queue's head
+    of the image's bank is *issued*: its heads are read from every position's head memory,
+    the read is registered, then the positions whose list is of that step are found (step
+    memory read and compare) and the prepared step enters ``R``, or the FIFO behind ``R`` when
+    ``R`` is held. A step is issued whenever fewer than :attr:`prepared_steps` are issued and
+    not yet taken from ``R``, which is known from registers, so no head memory's address or
+    enable depends on the walkers; that many keep a step ready for every cycle. An image's
+    finish flushes its steps and issues the next image's first step in the same cycle.
     """
 
     #: Steps the step finder queues per bank before the bank's image may start.
     step_queue_depth = 2
+    #: Cycles from a step's issue to the first cycle it is in ``R``: the head memories read,
+    #: their output is registered, then the mask is computed on the way into ``R``.
+    issue_to_ready = 3
+    #: Steps issued and not yet taken from ``R`` at most. A take is seen by the issue one
+    #: cycle later, so one more than :attr:`issue_to_ready` keeps a step for every cycle.
+    prepared_steps = issue_to_ready + 1
     #: Cycles from a bank being marked full to the cycle ``R`` holds its image's first step
-    #: (the walkers may start the image in that cycle): the queue primes, then ``P`` is read,
-    #: then ``R`` takes ``P``.
-    full_to_ready = step_queue_depth + 1
+    #: (the walkers may start the image in that cycle): the queue takes the first step, which
+    #: is issued in the next cycle.
+    full_to_ready = 1 + issue_to_ready
     #: Cycles from an image's finish to the first cycle ``R`` holds the next image's first
-    #: step: ``P`` reads it in the finishing cycle, ``R`` takes it in the next.
-    finish_to_ready = 2
+    #: step, issued in the finishing cycle.
+    finish_to_ready = issue_to_ready
 
     def __init__(self, ppb, ptr_width):
         self._ppb = ppb
         self._ptr_width = ptr_width
 
-    def build(self, m, store, loader, *, bank, active, finish, take):
+    def build(self, m, store, loader, *, bank, finish, take):
         """``take``: the walkers take ``R`` this cycle (an image starts or a step ends).
         Returns ``R`` (``valid``, ``step``, ``heads``, ``mask``, ``ready``), and ``primed``:
         the banks whose image may start."""
         ppb, ptr_width = self._ppb, self._ptr_width
+        layout = prepared_step_layout(ppb, ptr_width)
+        queued_layout = data.StructLayout({"valid": 1, "step": 8})
         head_read = [store.heads[k].read_port() for k in range(ppb)]
         head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
 
-        r = SimpleNamespace(
-            valid=Signal(name="r_valid"), step=Signal(8, name="r_step"),
-            heads=[Signal(ptr_width, name=f"r_head{k}") for k in range(ppb)],
-            mask=Signal(ppb, name="r_mask"), ready=Signal(name="r_ready"))
-        p_ready = Signal()      # P holds the first step of `bank` (or that it has none)
-        p_valid = Signal()
-        p_step = Signal(8)
-        p_mask = Signal(ppb)
-        for k in range(ppb):
-            m.d.comb += [
-                head_step[k].addr.eq(Cat(head_read[k].data, bank)),
-                p_mask[k].eq(head_step[k].data == p_step),
-            ]
-
-        load_r = Signal()
-        load_p = Signal()
+        # --- per bank, the queue of its steps (filled from the bitmap) ---------------------
         finder_bank = Signal()
-        m.d.comb += [
-            load_r.eq(take | (~active & p_ready & ~r.ready)),
-            finder_bank.eq(bank ^ finish),
-        ]
+        issue = Signal()
+        m.d.comb += finder_bank.eq(bank ^ finish)
         depth = self.step_queue_depth
         assert depth == 2, "the queue below has two entries"
         primed = Signal(2)
-        queued_any, queued_step, unqueued_any = [], [], []
+        queued_any, queued_head = [], []
         for b in range(2):
             # Two entries, indexed by the low bit of the write and read counters.
             write = Signal(2, name=f"queue_write{b}")
             read = Signal(2, name=f"queue_read{b}")
-            entries = [Signal(8, name=f"queue{b}_{e}") for e in range(depth)]
+            entries = [Signal(queued_layout, name=f"queue{b}_{e}") for e in range(depth)]
             count = Signal(2, name=f"queue_count{b}")
-            priming = Signal(2, name=f"priming{b}")
+            ended = Signal(name=f"queue_ended{b}")   # the image's end is queued
+            priming = Signal(range(self.full_to_ready + 1), name=f"priming{b}")
             m.d.comb += count.eq(write - read)
             bitmap = store.bitmaps[b]
             lowest_any, lowest_step, without_lowest = lowest_set(m, bitmap, f"lowest{b}")
             fill = Signal(name=f"fill{b}")
-            m.d.comb += fill.eq(store.full[b] & (count != depth) & lowest_any)
+            m.d.comb += fill.eq(store.full[b] & (count != depth) & ~ended)
             with m.If(fill):
-                m.d.sync += write.eq(write + 1)
+                m.d.sync += [write.eq(write + 1), ended.eq(~lowest_any)]
             for e in range(depth):
                 with m.If(fill & (write[0] == e)):
-                    m.d.sync += entries[e].eq(lowest_step)
-            with m.If(load_p & (finder_bank == b) & (count != 0)):
+                    m.d.sync += [entries[e].valid.eq(lowest_any), entries[e].step.eq(lowest_step)]
+            with m.If(issue & (finder_bank == b)):
                 m.d.sync += read.eq(read + 1)
             # A bank's image may start `full_to_ready` cycles after the bank is full, even when
-            # its first step is ready sooner (an image without events).
+            # its first step is ready sooner.
             with m.If(store.full[b] & (priming != self.full_to_ready)):
                 m.d.sync += priming.eq(priming + 1)
             m.d.comb += primed[b].eq(priming == self.full_to_ready)
             with m.If(finish & (bank == b)):
-                m.d.sync += [write.eq(0), read.eq(0), priming.eq(0)]
+                m.d.sync += [write.eq(0), read.eq(0), ended.eq(0), priming.eq(0)]
             # The loader and the step finder never work on the same bank at once.
             bitmap_next = Mux(fill, without_lowest, bitmap)
             m.d.sync += bitmap.eq(Mux(loader.clear[b], 0, bitmap_next) | loader.inserted[b])
-            head = Signal(8, name=f"queue_head{b}")
+            head = Signal(queued_layout, name=f"queue_head{b}")
             m.d.comb += head.eq(Mux(read[0], entries[1], entries[0]))
             queued_any.append(count != 0)
-            queued_step.append(head)
-            unqueued_any.append(lowest_any)
-        next_ready = Signal()
-        m.d.comb += [
-            next_ready.eq(store.full.bit_select(finder_bank, 1)
-                          & Mux(finder_bank, queued_any[1] | ~unqueued_any[1],
-                                queued_any[0] | ~unqueued_any[0])),
-            load_p.eq(load_r | (next_ready & (finish | (~active & ~p_ready)))),
+            queued_head.append(head)
+
+        # --- issue, head read, registered heads, mask --------------------------------------
+        # Steps issued and not yet taken from R; an image's finish leaves only the next
+        # image's first step, if issued then.
+        issued = Signal(range(self.prepared_steps + 1))
+        m.d.comb += issue.eq(Mux(finder_bank, queued_any[1], queued_any[0])
+                             & ((issued != self.prepared_steps) | finish))
+        m.d.sync += issued.eq(Mux(finish, issue, issued + issue - take))
+        issued_step = Signal(queued_layout)
+        m.d.comb += issued_step.eq(Mux(finder_bank, queued_head[1], queued_head[0]))
+        # The head memories read every cycle (no enable to route): whether their output is an
+        # issued step's heads follows the pipeline in `read_valid` and `heads_valid`.
+        for k in range(ppb):
+            m.d.comb += head_read[k].addr.eq(Cat(issued_step.step, finder_bank))
+        read_valid = Signal()
+        read_step = Signal(queued_layout)
+        m.d.sync += [read_valid.eq(issue), read_step.eq(issued_step)]
+        heads_valid = Signal()
+        heads = Signal(layout)
+        m.d.sync += [
+            heads_valid.eq(read_valid & ~finish),
+            heads.valid.eq(read_step.valid),
+            heads.step.eq(read_step.step),
         ]
-        found_step = Mux(finder_bank, queued_step[1], queued_step[0])
+        m.d.sync += [heads.heads[k].eq(head_read[k].data) for k in range(ppb)]
+        prepared = Signal(layout)
+        m.d.comb += [
+            prepared.valid.eq(heads.valid),
+            prepared.step.eq(heads.step),
+            prepared.heads.eq(heads.heads),
+        ]
         for k in range(ppb):
             m.d.comb += [
-                head_read[k].addr.eq(Cat(found_step, finder_bank)),
-                head_read[k].en.eq(load_p),
+                head_step[k].addr.eq(Cat(heads.heads[k], bank)),
+                prepared.mask[k].eq(head_step[k].data == heads.step),
             ]
-        with m.If(load_p):
-            m.d.sync += [
-                p_ready.eq(1),
-                p_valid.eq(Mux(finder_bank, queued_any[1], queued_any[0])),
-                p_step.eq(found_step),
-            ]
-        with m.Elif(finish):
-            m.d.sync += p_ready.eq(0)
+
+        # --- R and the FIFO behind it -----------------------------------------------------
+        # R is loaded from the FIFO, or straight from `prepared` when the FIFO is empty. An
+        # arriving step is written at the FIFO's free slot whether or not it is kept there.
+        # Nothing here waits on `finish`, which clears R and the FIFO after whatever they
+        # took, and R loads whenever it is taken or not ready, even with nothing to take
+        # (it is then not ready): R's enable is `take | ~r_ready`, one gate after `take`.
+        fifo_depth = self.prepared_steps - 1
+        fifo = [Signal(layout, name=f"prepared{e}") for e in range(fifo_depth)]
+        fifo_write = Signal(range(fifo_depth))
+        fifo_read = Signal(range(fifo_depth))
+        fifo_count = Signal(range(fifo_depth + 1))
+        fifo_head = Signal(layout)
+        with m.Switch(fifo_read):
+            for e in range(fifo_depth):
+                with m.Case(e):
+                    m.d.comb += fifo_head.eq(fifo[e])
+        r_step = Signal(layout, name="r")
+        r_ready = Signal(name="r_ready")
+        load_r = Signal()
+        push = Signal()
+        pop = Signal()
+        m.d.comb += [
+            load_r.eq(take | ~r_ready),
+            pop.eq(load_r & (fifo_count != 0)),
+            push.eq(heads_valid & ~(load_r & (fifo_count == 0))),
+        ]
+        with m.If(heads_valid):
+            for e in range(fifo_depth):
+                with m.If(fifo_write == e):
+                    m.d.sync += fifo[e].eq(prepared)
+        with m.If(push):
+            m.d.sync += fifo_write.eq(Mux(fifo_write == fifo_depth - 1, 0, fifo_write + 1))
+        with m.If(pop):
+            m.d.sync += fifo_read.eq(Mux(fifo_read == fifo_depth - 1, 0, fifo_read + 1))
+        m.d.sync += fifo_count.eq(fifo_count + push - pop)
         with m.If(load_r):
-            m.d.sync += [
-                r.valid.eq(p_valid),
-                r.step.eq(p_step),
-                r.mask.eq(p_mask),
-                r.ready.eq(1),
-            ]
-            m.d.sync += [r.heads[k].eq(head_read[k].data) for k in range(ppb)]
+            m.d.sync += r_step.eq(Mux(fifo_count != 0, fifo_head, prepared))
+            m.d.sync += r_ready.eq((fifo_count != 0) | heads_valid)
         with m.If(finish):
-            m.d.sync += r.ready.eq(0)
+            m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0), r_ready.eq(0)]
+        r = SimpleNamespace(
+            valid=r_step.valid, step=r_step.step,
+            heads=[r_step.heads[k] for k in range(ppb)], mask=r_step.mask, ready=r_ready)
         return r, primed
 
 
@@ -572,7 +634,7 @@ class EventScheduler(wiring.Component):
         loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
             m, store, self.i_beats, self.i_pause, (finish, bank))
         r, primed = StepFinder(ppb, ptr_width).build(
-            m, store, loader, bank=bank, active=active, finish=finish, take=take)
+            m, store, loader, bank=bank, finish=finish, take=take)
         walkers = Walkers(ppb, ptr_width, self._events_per_cycle, groups).build(
             m, store, r, bank=bank, active=active, advance=advance, take=take, skip=skip,
             finish=finish)
