@@ -363,9 +363,11 @@ class StepFinder:
         fifo_count = Signal(range(fifo_depth + 1))
         fifo_head = Signal(layout)
         with m.Switch(fifo_read):
-            for e in range(fifo_depth):
+            for e in range(fifo_depth - 1):
                 with m.Case(e):
                     m.d.comb += fifo_head.eq(fifo[e])
+            with m.Default():
+                m.d.comb += fifo_head.eq(fifo[-1])
         r_step = Signal(layout, name="r")
         r_ready = Signal(name="r_ready")
         load_r = Signal()

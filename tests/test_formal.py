@@ -42,7 +42,7 @@ def test_short_proofs(task, depth, tmp_path):
 
 
 def test_covers_are_reached(tmp_path):
-    outcome = formal.prove(formal.CASES["tiny"], "cover", 26, tmp_path)
+    outcome = formal.prove(formal.CASES["tiny"], "cover", 30, tmp_path)
     assert outcome.status == "covered", outcome.log.read_text()[-3000:]
 
 
@@ -55,7 +55,7 @@ def _flip_the_frame_length_check(verilog):
 
 
 def test_a_broken_design_gives_a_counterexample(tmp_path):
-    outcome = formal.prove(formal.CASES["tiny"], "safety", 16, tmp_path,
+    outcome = formal.prove(formal.CASES["tiny"], "safety", 18, tmp_path,
                            transform=_flip_the_frame_length_check)
     assert outcome.status == "failed" and outcome.failed == "frames"
     assert outcome.trace.is_file() and outcome.trace.suffix == ".vcd"
