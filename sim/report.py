@@ -4,8 +4,8 @@ For each (LANES, PIXELS_PER_BEAT, EVENTS_PER_CYCLE) the design is generated from
 file, synthesized with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with
 nextpnr on the LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no
 timing), and combined with the cycle model's cycles per image on the MNIST test set.
-:func:`write_report` writes ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` to the
-output folder.
+:func:`write_report` writes ``report.md``, ``report.json``, ``cycles_vs_lanes.png`` and
+``pareto.png`` to the output folder.
 
 The configurations run as Ray tasks, one CPU each: on a Ray started on this machine, or on
 an existing cluster (whose nodes must all see the output folder, where each configuration's
@@ -153,6 +153,40 @@ def plot_cycles_vs_lanes(network, images, path, lanes_list):
     plt.close(figure)
 
 
+def plot_pareto(rows, path):
+    """Images/s against LUTs, one point per configuration (xc7 LUTs where measured, else
+    ECP5 LUT4), beside the published points of :data:`bs4nn.sim.bench.ANCHORS`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .bench import ANCHORS
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        luts = row.get("xc7_lut") or row["lut4"]
+        axis.loglog(luts, row["images_per_s"], "o", color="tab:blue")
+        axis.annotate(f"{row['lanes']}/{row['pixels_per_beat']}/{row['events_per_cycle']}",
+                      (luts, row["images_per_s"]), textcoords="offset points", xytext=(4, 4),
+                      fontsize=8)
+    for anchor in ANCHORS:
+        if "pareto" in anchor:
+            rate, luts = anchor["pareto"]
+            axis.loglog(luts, rate, "s", markerfacecolor="none", color="tab:gray")
+            axis.annotate(f"{anchor['design']} (published)", (luts, rate),
+                          textcoords="offset points", xytext=(4, -10), fontsize=8,
+                          color="tab:gray")
+    axis.set_xlabel("LUTs (bs4nn: Xilinx 7-series LUTs from synth_xilinx, else ECP5 LUT4)")
+    axis.set_ylabel("images/s")
+    axis.set_title("bs4nn configurations (LANES/pixels per beat/events per cycle, measured)\n"
+                   "and published designs", fontsize=9)
+    axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    with atomic_write(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=110)
+    plt.close(figure)
+
+
 def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency):
     """:func:`implement_configuration` of each configuration as a Ray task, by configuration.
     A failed configuration raises its error once the others have finished (and are cached)."""
@@ -185,7 +219,8 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
     """Implement each ``(lanes, pixels_per_beat, events_per_cycle)`` of ``configurations`` as
     Ray tasks (on a local Ray with ``jobs`` CPUs, default all, or on the cluster at
     ``address``) and write
-    ``report.md``, ``report.json`` and ``cycles_vs_lanes.png`` into ``out_dir``.
+    ``report.md``, ``report.json``, ``cycles_vs_lanes.png`` and ``pareto.png`` into
+    ``out_dir``.
 
     ``images``: uint8 ``(n, n_in)``, the images the cycles per image are taken over (the MNIST
     test set). Returns the rows, one dict per configuration.
@@ -205,6 +240,7 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
                                                     1)
         rows.append(row)
         tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
+    plot_pareto(rows, out_dir / "pareto.png")
     plot_cycles_vs_lanes(network, images, out_dir / "cycles_vs_lanes.png",
                          [1, 4, 16, 64, 150, 300] + [lanes for lanes, *_ in configurations])
     header = (f"Implementation of `{weights_name}` ({network.describe()}): Yosys `synth_ecp5` + "

@@ -113,6 +113,7 @@ def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_
     assert not (work_dir / "bs4nn.v").exists()  # written only when the tools run
     assert json.loads((tmp_path / "report" / "report.json").read_text())["rows"] == rows
     assert (tmp_path / "report" / "cycles_vs_lanes.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "report" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     # A configuration whose folder cannot be made fails with its own error.
     (tmp_path / "report" / "lanes8_ppb8").write_text("not a folder")
     with pytest.raises(FileExistsError, match="lanes8_ppb8"):

@@ -61,5 +61,5 @@ def run(args):
     print(report.markdown_table(rows))
     out_dir = Path(args.out_dir)
     print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, "
-          f"{out_dir / 'cycles_vs_lanes.png'}")
+          f"{out_dir / 'cycles_vs_lanes.png'}, {out_dir / 'pareto.png'}")
     return 0
