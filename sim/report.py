@@ -174,8 +174,18 @@ def plot_pareto(rows, path):
             rate, luts = anchor["pareto"]
             axis.loglog(luts, rate, "s", markerfacecolor="none", color="tab:gray")
             axis.annotate(f"{anchor['design']} (published)", (luts, rate),
-                          textcoords="offset points", xytext=(4, -10), fontsize=8,
+                          textcoords="offset points", xytext=(6, -12), fontsize=8,
                           color="tab:gray")
+    points = [row.get("xc7_lut") or row["lut4"] for row in rows]
+    points += [anchor["pareto"][1] for anchor in ANCHORS if "pareto" in anchor]
+    low, high = min(points) / 2, max(points) * 8   # room for the labels on the right
+    axis.loglog([low, high], [135 * low, 135 * high], "--", color="tab:gray", linewidth=0.8,
+                label="135 images/s per LUT (about FINN SFC-max's)")
+    axis.set_xlim(low, high)
+    rates = [row["images_per_s"] for row in rows]
+    rates += [anchor["pareto"][0] for anchor in ANCHORS if "pareto" in anchor]
+    axis.set_ylim(min(rates) / 4, max(rates) * 4)
+    axis.legend(loc="upper left", fontsize=8)
     axis.set_xlabel("LUTs (bs4nn: Xilinx 7-series LUTs from synth_xilinx, else ECP5 LUT4)")
     axis.set_ylabel("images/s")
     axis.set_title("bs4nn configurations (LANES/pixels per beat/events per cycle, measured)\n"
