@@ -20,7 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--events-per-cycle", type=int, nargs="*",
                         default=list(report.EVENTS_PER_CYCLE),
                         help=f"each at the last --lanes and {report.FAST_PIXELS_PER_BEAT} "
-                             f"pixels per beat (the others take one event per cycle)")
+                             f"pixels per beat (the others take one event per cycle; "
+                             f"default: none)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="configurations implemented at once on this machine (default: "
                              "one per CPU)")
