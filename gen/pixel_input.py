@@ -6,10 +6,15 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import framed_beat_layout, pixel_beat_layout
 
-__all__ = ["PixelFramer", "PIXELS_PER_BEAT_CHOICES"]
+__all__ = ["PixelFramer", "PIXELS_PER_BEAT_CHOICES", "beats_per_frame"]
 
 #: Supported beat widths, in pixels.
 PIXELS_PER_BEAT_CHOICES = (1, 2, 4, 8, 16)
+
+
+def beats_per_frame(n_inputs, pixels_per_beat):
+    """Beats of a well-formed frame: ``ceil(n_inputs / pixels_per_beat)``."""
+    return -(-n_inputs // pixels_per_beat)
 
 
 class PixelFramer(wiring.Component):
@@ -60,7 +65,7 @@ class PixelFramer(wiring.Component):
     @property
     def n_beats(self):
         """Beats per well-formed frame."""
-        return -(-self._n_inputs // self._pixels_per_beat)
+        return beats_per_frame(self._n_inputs, self._pixels_per_beat)
 
     def elaborate(self, platform):
         m = Module()

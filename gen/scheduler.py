@@ -62,7 +62,7 @@ from amaranth.utils import ceil_log2
 
 from .first_set import decode, first_set, lowest_set
 from .layouts import event_layout, framed_beat_layout, index_shape
-from .pixel_input import PIXELS_PER_BEAT_CHOICES
+from .pixel_input import PIXELS_PER_BEAT_CHOICES, beats_per_frame
 
 __all__ = ["EventScheduler", "BankLoader", "StepFinder", "Walkers", "EVENTS_PER_CYCLE_CHOICES"]
 
@@ -408,11 +408,10 @@ class Walkers:
     (its successor and ``more`` bit) in that same cycle.
     """
 
-    def __init__(self, ppb, ptr_width, events_per_cycle, groups):
+    def __init__(self, ppb, ptr_width, events_per_cycle):
         self._ppb = ppb
         self._ptr_width = ptr_width
         self._walkers = events_per_cycle
-        self._groups = groups
 
     def positions(self, w):
         """The positions of walker ``w``."""
@@ -428,9 +427,9 @@ class Walkers:
         """``advance``: the round chosen this cycle is sent for the last lane group, so the
         walkers move on; ``take``: they take ``R`` for the next round (an image starts or a
         step ends); ``skip``: the image starting is malformed (no events). Returns the round
-        (``slots``, ``pixels``: per walker a node valid flag and its pixel index), ``more``
-        (a slot's node has a successor or its walker a list left), ``step_end``."""
-        ppb, ptr_width, groups = self._ppb, self._ptr_width, self._groups
+        (``slots``, ``pixels``: per walker a node valid flag and its pixel index) and
+        ``step_end`` (no walker has a node of this step left after this round)."""
+        ppb, ptr_width = self._ppb, self._ptr_width
         link_read = [store.links[k].read_port() for k in range(ppb)]
         step_heads = [Signal(ptr_width, name=f"step_head{k}") for k in range(ppb)]
         with m.If(take):
@@ -490,7 +489,7 @@ class Walkers:
                     ]
                 with m.Else():
                     m.d.sync += node.eq(0)
-            with m.If(finish & ~take):
+            with m.If(finish):   # never with `take`: an image finishes while no round is sent
                 m.d.sync += [node.eq(0), mask.eq(0)]
             position = Signal(index_shape(ppb), name=f"walker{w}_position")
             m.d.comb += position.eq(functools.reduce(operator.or_, [
@@ -500,7 +499,6 @@ class Walkers:
             done.append(~more & (mask == 0))
         step_end = Signal()
         m.d.comb += step_end.eq(functools.reduce(operator.and_, done))
-        assert groups >= 1
         return SimpleNamespace(slots=Cat(*slots), pixels=pixels, step_end=step_end)
 
 
@@ -615,7 +613,7 @@ class EventScheduler(wiring.Component):
 
     @property
     def n_beats(self):
-        return -(-self._n_inputs // self._pixels_per_beat)
+        return beats_per_frame(self._n_inputs, self._pixels_per_beat)
 
     def elaborate(self, platform):
         m = Module()
@@ -637,7 +635,7 @@ class EventScheduler(wiring.Component):
             m, store, self.i_beats, self.i_pause, (finish, bank))
         r, primed = StepFinder(ppb, ptr_width).build(
             m, store, loader, bank=bank, finish=finish, take=take)
-        walkers = Walkers(ppb, ptr_width, self._events_per_cycle, groups).build(
+        walkers = Walkers(ppb, ptr_width, self._events_per_cycle).build(
             m, store, r, bank=bank, active=active, advance=advance, take=take, skip=skip,
             finish=finish)
 
