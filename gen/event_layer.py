@@ -116,13 +116,13 @@ class EventLayer(LayerComponent):
             reads.append(read)
             if weights is not None:
                 write = rom.write_port()
-                address = weights.payload.address
+                target = weights.payload.address
                 m.d.comb += [
-                    write.addr.eq(address[bank_bits:]),
+                    write.addr.eq(target[bank_bits:]),
                     write.data.eq(weights.payload.data),
                     write.en.eq(weights.valid
                                 & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)
-                                & (address[:bank_bits] == bank if bank_bits else 1)),
+                                & (target[:bank_bits] == bank if bank_bits else 1)),
                 ]
             row = event.pixels[bank][bank_bits:]
             address = row if groups == 1 else row * groups + event.group

@@ -28,7 +28,8 @@ def schedule_of(network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
 
 
 def _round_counts(network, pixels, schedule):
-    """Per image: rounds ``n_k`` and rounds up to the deciding step ``n*`` (or ``n_k``).
+    """Per image: input events, rounds ``n_k`` and rounds up to the deciding step ``n*`` (or
+    ``n_k``), with the inference.
 
     A step's rounds are the most events of that step held by one walker
     (:meth:`bs4nn.gen.scheduler.Walkers.walker_of`)."""
@@ -40,6 +41,7 @@ def _round_counts(network, pixels, schedule):
     walkers = schedule.events_per_cycle
     walker = Walkers.walker_of(np.arange(n_in), walkers)
     trigger_step = inference.decision_step.astype(np.int64) - 1 - schedule.hidden_layers
+    n_events = np.zeros(n, dtype=np.int64)
     n_rounds = np.zeros(n, dtype=np.int64)
     n_trigger = np.zeros(n, dtype=np.int64)
     chunk = 1024
@@ -48,13 +50,15 @@ def _round_counts(network, pixels, schedule):
         rows = block.shape[0]
         index = ((np.arange(rows)[:, None] * (MAX_STEP + 1) + block) * walkers + walker)
         counts = np.bincount(index.ravel(), minlength=rows * (MAX_STEP + 1) * walkers)
-        rounds = counts.reshape(rows, MAX_STEP + 1, walkers)[:, :MAX_STEP].max(axis=2)
+        held = counts.reshape(rows, MAX_STEP + 1, walkers)[:, :MAX_STEP]
+        n_events[first:first + rows] = held.sum(axis=(1, 2))
+        rounds = held.max(axis=2)
         cumulative = np.concatenate([np.zeros((rows, 1), dtype=np.int64),
                                      np.cumsum(rounds, axis=1)], axis=1)
         n_rounds[first:first + rows] = cumulative[:, -1]
         upto = np.clip(trigger_step[first:first + rows] + 1, 0, MAX_STEP)
         n_trigger[first:first + rows] = cumulative[np.arange(rows), upto]
-    return inference, n_rounds, n_trigger
+    return inference, n_events, n_rounds, n_trigger
 
 
 def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
@@ -69,7 +73,7 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
         raise UserError(f"pixels must have shape (n, {network.n_inputs}), got {pixels.shape}")
     schedule = schedule_of(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
                            events_per_cycle=events_per_cycle)
-    inference, n_events, n_trigger = _round_counts(network, pixels, schedule)
+    inference, n_events, n_rounds, n_trigger = _round_counts(network, pixels, schedule)
     n = pixels.shape[0]
     g, d = schedule.lane_groups, schedule.event_to_result
     out = {name: np.zeros(n, dtype=np.int64) for name in
@@ -84,7 +88,7 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
             start = max(start, out["finish"][k - 1] + schedule.finish_to_start)
         if k >= schedule.credits:
             start = max(start, out["transfer"][k - schedule.credits] + 1)
-        run_out = start + 1 + n_events[k] * g
+        run_out = start + 1 + n_rounds[k] * g
         if inference.fired[k]:
             result = start + 1 + n_trigger[k] * g + d
             finish = min(result, run_out)
@@ -94,9 +98,9 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
         out["first_beat"][k], out["last_beat"][k] = first, last
         out["start"][k], out["finish"][k], out["result"][k] = start, finish, result
         out["transfer"][k] = result + schedule.result_to_transfer
-    out["events"] = (encode(pixels) < MAX_STEP).sum(axis=1).astype(np.int64)
-    out["rounds"] = n_events
-    out["rounds_used"] = np.where(inference.fired, n_trigger, n_events)
+    out["events"] = n_events
+    out["rounds"] = n_rounds
+    out["rounds_used"] = np.where(inference.fired, n_trigger, n_rounds)
     out["fired"] = inference.fired
     return out
 
