@@ -9,7 +9,7 @@ from amaranth.utils import ceil_log2
 from .first_set import first_set
 from .layouts import debug_event_layout, spike_vector_layout, step_shape
 
-__all__ = ["DebugEvents"]
+__all__ = ["DebugEvents", "ChunkJoiner"]
 
 
 class DebugEvents(wiring.Component):
@@ -115,4 +115,45 @@ class DebugEvents(wiring.Component):
             self.o_full.eq(Cat(*fulls).any()),
             self.o_empty.eq(Cat(*empties).all() & ~o.valid),
         ]
+        return m
+
+
+class ChunkJoiner(wiring.Component):
+    """Join a folded layer's spike chunks (``groups`` tokens of ``lanes`` neurons per step)
+    into whole spike vectors, one cycle after each step's last chunk (and each start token).
+
+    Members
+    -------
+    i_chunks : ``In(stream.Signature(spike_vector_layout(lanes, groups), always_ready=True))``
+    o_spikes : ``Out(stream.Signature(spike_vector_layout(n_neurons), always_ready=True))``
+    """
+
+    #: Cycles from a step's last chunk to its vector.
+    latency = 1
+
+    def __init__(self, n_neurons, lanes):
+        self._n_neurons, self._lanes = n_neurons, lanes
+        self._groups = -(-n_neurons // lanes)
+        super().__init__({
+            "i_chunks": In(stream.Signature(spike_vector_layout(lanes, self._groups),
+                                            always_ready=True)),
+            "o_spikes": Out(stream.Signature(spike_vector_layout(n_neurons),
+                                             always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        chunk, o = self.i_chunks.payload, self.o_spikes
+        # A word for every value of the group field (lint: the write covers every case).
+        joined = Signal((1 << len(chunk.group)) * self._lanes)
+        with m.If(self.i_chunks.valid):
+            m.d.sync += joined.word_select(chunk.group, self._lanes).eq(chunk.spikes)
+        m.d.sync += [
+            o.valid.eq(self.i_chunks.valid & (chunk.start | (chunk.group == self._groups - 1))),
+            o.payload.step.eq(chunk.step),
+            o.payload.start.eq(chunk.start),
+            o.payload.end.eq(chunk.end),
+            o.payload.error.eq(chunk.error),
+        ]
+        m.d.comb += o.payload.spikes.eq(joined[:self._n_neurons])
         return m

@@ -1,9 +1,10 @@
 """The first hidden layer, event-driven: one weight column per input spike."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..model import packing
 from ..model.network import MAX_STEP
@@ -30,13 +31,21 @@ class EventLayer(LayerComponent):
     threshold exactly when its counter's sign bit is clear; the counters cannot overflow
     (:func:`counter_shape`).
 
-    At the end of each step (``step_end``) the neurons that have crossed and had not fired yet
-    spike: one spike vector token is sent per active step, stamped with the spike time
-    ``step + 1`` (the one-step delay of each layer). ``start`` tokens reset the counters and
-    the fired flags and are passed on as empty vectors.
+    At the end of each step (``step_end``, on every lane group's token of the step's last
+    round) the neurons that have crossed and had not fired yet spike: the spikes of a step are
+    sent as one token per lane group (:func:`spike_vector_layout` with ``lanes`` neurons and
+    ``groups`` groups; one token of all ``n_out`` neurons when ``lanes == n_out``), stamped
+    with the spike time ``step + 1`` (the one-step delay of each layer). ``start`` tokens
+    reset the counters and the fired flags and are passed on as empty tokens of group 0.
 
-    Stages: ``i_events`` at cycle ``c`` addresses the ROM; cycle ``c + 1`` adds the column;
-    cycle ``c + 2`` compares; the token is on ``o_spikes`` at ``c + 3`` (:attr:`latency`).
+    With ``lanes == n_out`` every neuron has its counter register. With fewer lanes the layer
+    is *folded*: the counters and fired flags live in a memory, ``lanes`` per word, and each
+    token updates its lane group's word (:meth:`_folded_neurons`); the logic then scales with
+    ``lanes``, not with ``n_out``.
+
+    Stages: ``i_events`` at cycle ``c`` addresses the ROM (and the folded state); cycle
+    ``c + 1`` adds the column; cycle ``c + 2`` compares; the token is on ``o_spikes`` at
+    ``c + 3`` (:attr:`latency`).
 
     Parameters
     ----------
@@ -53,10 +62,11 @@ class EventLayer(LayerComponent):
     -------
     i_events : ``In(stream.Signature(event_layout(n_in, groups, events_per_cycle),
         always_ready=True))``
-    o_spikes : ``Out(stream.Signature(spike_vector_layout(n_out), always_ready=True))``
+    o_spikes : ``Out(stream.Signature(spike_vector_layout(lanes, groups),
+        always_ready=True))``
     w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
         only with ``weight_fields``: writes a column ROM word (bank: the address modulo
-        ``events_per_cycle``) or a threshold.
+        ``events_per_cycle``) or a threshold (``packing.threshold_address``).
     """
 
     latency = 3
@@ -76,7 +86,7 @@ class EventLayer(LayerComponent):
         super().__init__(layer, {
             "i_events": In(stream.Signature(
                 event_layout(layer.n_in, self._groups, events_per_cycle), always_ready=True)),
-            "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
+            "o_spikes": Out(stream.Signature(spike_vector_layout(lanes, self._groups),
                                              always_ready=True)),
         }, weight_fields)
 
@@ -94,13 +104,44 @@ class EventLayer(LayerComponent):
         return self._events_per_cycle
 
     @property
+    def folded(self):
+        """Whether the counters live in a memory (``lanes < n_out``)."""
+        return self._lanes < self._layer.n_out
+
+    @property
     def bank_depth(self):
         """Words per ROM bank: ``ceil(n_in / events_per_cycle) * groups``."""
         return len(self._bank_init[0])
 
     def elaborate(self, platform):
         m = Module()
-        layer, lanes, groups = self._layer, self._lanes, self.groups
+        reads = self._weight_reads(m)
+        b_valid, b_token = Signal(), Signal.like(self.i_events.payload)
+        m.d.sync += [b_valid.eq(self.i_events.valid), b_token.eq(self.i_events.payload)]
+        deltas = self._deltas(m, reads, b_token)
+        c_valid, c_token = Signal(), Signal.like(b_token)
+        m.d.sync += [c_valid.eq(b_valid), c_token.eq(b_token)]
+        if self.folded:
+            spikes = self._folded_neurons(m, deltas, b_valid, b_token, c_token)
+        else:
+            spikes = self._neurons(m, deltas, b_valid, b_token, c_valid, c_token)
+        o = self.o_spikes
+        m.d.sync += [
+            o.valid.eq(c_valid & (c_token.start | c_token.step_end)),
+            o.payload.spikes.eq(Mux(c_token.start, 0, spikes)),
+            o.payload.group.eq(c_token.group),
+            # Input events are at steps 0..MAX_STEP - 1, so spike times stay <= MAX_STEP.
+            o.payload.step.eq(c_token.step + 1),
+            o.payload.start.eq(c_token.start),
+            o.payload.end.eq(c_token.end),
+            o.payload.error.eq(c_token.error),
+        ]
+        assert MAX_STEP == 255
+        return m
+
+    def _weight_reads(self, m):
+        """Stage A: the ROM banks, addressed by the token on ``i_events``; their read ports."""
+        lanes, groups = self._lanes, self.groups
         n_banks = self._events_per_cycle
         bank_bits = n_banks.bit_length() - 1
         weights = self.weight_port
@@ -128,40 +169,39 @@ class EventLayer(LayerComponent):
             address = row if groups == 1 else row * groups + event.group
             m.d.comb += read.addr.eq(Mux(event.slots[bank], address, self.bank_depth)
                                      if n_banks > 1 else address)
-        thresholds = writable_thresholds(m, layer, weights)
+        return reads
 
-        # Stage B: add the column.
-        b_valid, b_token = Signal(), Signal.like(event)
-        m.d.sync += [b_valid.eq(self.i_events.valid), b_token.eq(event)]
-        shape = counter_shape(layer.n_in)
+    def _deltas(self, m, reads, b_token):
+        """Stage B: what the token read adds to the counter of each lane."""
+        n_banks = self._events_per_cycle
+        if n_banks == 1:
+            return [Mux(reads[0].data[lane], 1, -1) for lane in range(self._lanes)]
         # A round of n events, p of them with weight +1 for a neuron, adds 2p - n to it.
         events = Signal(range(n_banks + 1))
         m.d.comb += events.eq(sum(b_token.slots[bank] for bank in range(n_banks)))
+        deltas = []
+        for lane in range(self._lanes):
+            positives = Signal(range(n_banks + 1), name=f"positives{lane}")
+            m.d.comb += positives.eq(sum(read.data[lane] for read in reads))
+            deltas.append((positives << 1) - events)
+        return deltas
+
+    def _neurons(self, m, deltas, b_valid, b_token, c_valid, c_token):
+        """One counter register per neuron (``lanes == n_out``); returns the spikes of stage C."""
+        layer = self._layer
+        thresholds = writable_thresholds(m, layer, self.weight_port)
         counters = []
         for j in range(layer.n_out):
             # Every image's start token sets the counters, so they need no domain reset:
             # without one, the start token maps to the flip-flops' own synchronous set/reset
             # instead of a multiplexer per bit.
-            counter = Signal(shape, name=f"counter{j}", init=-(int(layer.thresholds[j]) + 1),
-                             reset_less=True)
-            init = -(thresholds[j] + 1)
+            counter = Signal(counter_shape(layer.n_in), name=f"counter{j}",
+                             init=-(int(layer.thresholds[j]) + 1), reset_less=True)
             counters.append(counter)
-            if n_banks > 1:
-                positives = Signal(range(n_banks + 1), name=f"positives{j}")
-                m.d.comb += positives.eq(sum(read.data[j % lanes] for read in reads))
-                delta = (positives << 1) - events
-            else:
-                delta = Mux(reads[0].data[j % lanes], 1, -1)
-            in_group = b_token.group == j // lanes if groups > 1 else 1
             with m.If(b_valid):
-                with m.If(b_token.start):
-                    m.d.sync += counter.eq(init)
-                with m.Elif(in_group):
-                    m.d.sync += counter.eq(counter + delta)
-
+                m.d.sync += counter.eq(Mux(b_token.start, -(thresholds[j] + 1),
+                                           counter + deltas[j]))
         # Stage C: compare at the end of each step.
-        c_valid, c_token = Signal(), Signal.like(event)
-        m.d.sync += [c_valid.eq(b_valid), c_token.eq(b_token)]
         fired = Signal(layer.n_out)
         crossed = Cat(*[~counter[-1] for counter in counters])
         spikes = Signal(layer.n_out)
@@ -170,17 +210,91 @@ class EventLayer(LayerComponent):
             m.d.sync += fired.eq(0)
         with m.Elif(c_valid & c_token.step_end):
             m.d.sync += fired.eq(fired | crossed)
+        return spikes
 
-        o = self.o_spikes
-        m.d.sync += [
-            o.valid.eq(c_valid & (c_token.start | c_token.step_end)),
-            o.payload.spikes.eq(Mux(c_token.start, 0, spikes)),
-            # Input events are at steps 0..MAX_STEP - 1, so spike times stay <= MAX_STEP.
-            o.payload.step.eq(c_token.step + 1),
-            o.payload.start.eq(c_token.start),
-            o.payload.end.eq(c_token.end),
-            o.payload.error.eq(c_token.error),
+    def _folded_neurons(self, m, deltas, b_valid, b_token, c_token):
+        """The counters and fired flags in a memory, one word of ``lanes`` per lane group
+        (``lanes < n_out``); returns the spikes of stage C, those of the token's group.
+
+        Words ``0 .. G - 1`` hold each group's counters and fired flags; words
+        ``G .. 2G - 1`` hold their initial values (``-(threshold + 1)``, not fired), which the
+        weight-load stream writes in RAM mode. A start token marks every group stale; a stale
+        group is read from its initial word. Each token reads its group's word in stage A and
+        writes it back in stage B, so the lane groups, which take turns (``G >= 2``), never
+        read a word in the cycle it is written.
+        """
+        layer, lanes, groups = self._layer, self._lanes, self.groups
+        shape = counter_shape(layer.n_in)
+        lane_bits = shape.width + 1
+        state = m.submodules.state = Memory(
+            shape=lanes * lane_bits, depth=2 * groups, init=[0] * groups + self._initial_words())
+        read = state.read_port()
+        write = state.write_port(granularity=lane_bits)
+        event, valid = self.i_events.payload, self.i_events.valid
+        # A bit for every value of the group field (lint: the write covers every case).
+        stale = Signal(1 << len(event.group), init=-1)
+        m.d.comb += read.addr.eq(Mux(stale.bit_select(event.group, 1), groups + event.group,
+                                     event.group))
+        with m.If(valid & event.start):
+            m.d.sync += stale.eq(-1)
+        with m.Elif(valid):
+            m.d.sync += stale.bit_select(event.group, 1).eq(0)
+
+        # Stage B: add, compare at the step's end, write back.
+        updated, crossed, was_fired = [], Signal(lanes), Signal(lanes)
+        for lane in range(lanes):
+            word = read.data[lane * lane_bits:(lane + 1) * lane_bits]
+            counter = Signal(shape, name=f"counter{lane}")
+            fired = Signal(name=f"fired{lane}")
+            m.d.comb += [counter.eq(word[:-1] + deltas[lane]), fired.eq(word[-1])]
+            updated.append(Cat(counter, fired | (b_token.step_end & ~counter[-1])))
+            m.d.sync += [crossed[lane].eq(~counter[-1]), was_fired[lane].eq(fired)]
+        m.d.comb += [
+            write.addr.eq(b_token.group),
+            write.data.eq(Cat(*updated)),
+            write.en.eq((b_valid & ~b_token.start).replicate(lanes)),
         ]
-        assert MAX_STEP == 255
-        return m
+        self._threshold_writes(m, write, lane_bits)
 
+        # Stage C: the group's neurons that crossed and had not fired (none past n_out).
+        last_lanes = layer.n_out - (groups - 1) * lanes
+        exists = Cat(*[(c_token.group != groups - 1) if lane >= last_lanes else 1
+                       for lane in range(lanes)])
+        spikes = Signal(lanes)
+        m.d.comb += spikes.eq(Mux(c_token.step_end, crossed & ~was_fired & exists, 0))
+        return spikes
+
+    def _initial_words(self):
+        """The initial state word of each lane group: counters ``-(threshold + 1)``, not fired
+        (lanes past ``n_out``: -1)."""
+        layer, lanes = self._layer, self._lanes
+        lane_bits = counter_shape(layer.n_in).width + 1
+        counter_mask = (1 << (lane_bits - 1)) - 1
+        words = []
+        for g in range(self.groups):
+            word = 0
+            for lane in range(lanes):
+                j = g * lanes + lane
+                initial = -(int(layer.thresholds[j]) + 1) if j < layer.n_out else -1
+                word |= (initial & counter_mask) << (lane * lane_bits)
+            words.append(word)
+        return words
+
+    def _threshold_writes(self, m, write, lane_bits):
+        """In RAM mode, a threshold write (address ``packing.threshold_address``) sets one
+        lane of an initial word, between images (the write port is otherwise idle)."""
+        weights = self.weight_port
+        if weights is None:
+            return
+        lane_width = max(1, ceil_log2(self._lanes))
+        address = weights.payload.address
+        threshold = weights.payload.data[:packing.class_width(self._layer.n_in)]
+        initial = Signal(lane_bits - 1)
+        # -(threshold + 1) in the counter's two's complement is ~threshold.
+        m.d.comb += initial.eq(~Cat(threshold, Const(0, lane_bits - 1 - len(threshold))))
+        with m.If(weights.valid & (weights.payload.kind == packing.WEIGHT_KIND_THRESHOLD)):
+            m.d.comb += [
+                write.addr.eq(self.groups + (address >> lane_width)),
+                write.data.eq(Cat(initial, Const(0, 1)).replicate(self._lanes)),
+                write.en.eq(Const(1, self._lanes) << address[:lane_width]),
+            ]

@@ -63,8 +63,8 @@ def event_layout(n_inputs, groups, events_per_cycle=1):
     with ``end`` also set the image has no event at all, and ``error`` marks a malformed frame).
     Each other token holds up to ``events_per_cycle`` events of one ``step``, for lane group
     ``group``: slot ``w`` (bit ``w`` of ``slots``) is input ``pixels[w]``, one with
-    ``pixels[w] % events_per_cycle == w``; ``step_end`` marks the last token of a step and
-    ``end`` the last token of the image.
+    ``pixels[w] % events_per_cycle == w``; ``step_end`` marks the tokens of a step's last round
+    (one per lane group) and ``end`` the last token of the image.
     """
     return data.StructLayout({
         "slots": events_per_cycle,
@@ -78,15 +78,19 @@ def event_layout(n_inputs, groups, events_per_cycle=1):
     })
 
 
-def spike_vector_layout(n_neurons):
+def spike_vector_layout(n_neurons, groups=1):
     """The spikes of one layer at one step (``spikes`` bit ``j`` is neuron ``j``).
 
     Tokens come one per active step in time order, framed by ``start`` (a token with no spikes
     that resets the next layer) and ``end`` (the image's last token); ``error`` travels with
-    ``end`` for malformed frames.
+    ``end`` for malformed frames. With ``groups > 1`` a step's spikes come as ``groups``
+    tokens in group order, token ``group`` holding neurons ``group * n_neurons ..
+    group * n_neurons + n_neurons - 1``; only the last group's token may carry ``end``, and a
+    ``start`` token is of group 0.
     """
     return data.StructLayout({
         "spikes": n_neurons,
+        "group": index_shape(groups),
         "step": step_shape(),
         "start": 1,
         "end": 1,

@@ -7,8 +7,7 @@ from amaranth.utils import ceil_log2
 
 from ..model.network import MAX_STEP, NO_SPIKE
 from .layouts import result_layout, spike_vector_layout
-from .popcount import popcount_latency
-from .vector_layer import step_front_end
+from .vector_layer import front_end_latency, input_groups, step_front_end
 from .weight_loader import LayerComponent, require_layer
 
 __all__ = ["OutputLayer", "argmax", "potential_shape"]
@@ -73,7 +72,10 @@ class OutputLayer(LayerComponent):
     (then the lower index), ``decision_step = NO_SPIKE``, ``fired = 0``; a malformed frame gets
     ``error = 1`` and all other fields 0.
 
-    Latency: ``RowPopcount.latency`` cycles of adder tree, one to accumulate, two to decide
+    After a folded layer a step's spikes come in ``ceil(n_in / input_lanes)`` tokens, and the
+    image is decided at the step's last one.
+
+    Latency: :func:`~.vector_layer.front_end_latency`, one cycle to accumulate, two to decide
     (the comparator trees are registered halfway) (:attr:`latency`), from a token on
     ``i_spikes`` to its result on ``o_results``.
 
@@ -82,26 +84,32 @@ class OutputLayer(LayerComponent):
     layer : :class:`bs4nn.model.network.Layer`
     credits : int
         Images in flight at most (tags count modulo this).
+    input_lanes : int or None
+        Inputs per token when fed by a folded layer (None: whole vectors).
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
-        written through ``w_weights`` (else they are constants).
+        (chunks: a memory) written through ``w_weights`` (else they are constants).
 
     Members
     -------
-    i_spikes : ``In(stream.Signature(spike_vector_layout(n_in), always_ready=True))``
+    i_spikes : ``In(stream.Signature(spike_vector_layout(input_lanes or n_in, groups),
+        always_ready=True))``
     o_results : ``Out(stream.Signature(result_layout(n_out), always_ready=True))``
     o_kill : ``Out(stream.Signature(range(credits), always_ready=True))``
     w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
         only with ``weight_fields``
     """
 
-    def __init__(self, layer, *, credits=4, weight_fields=None):
+    def __init__(self, layer, *, credits=4, input_lanes=None, weight_fields=None):
         require_layer(layer)
         if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
             raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
         self._credits = credits
+        self._input_lanes = input_lanes
+        groups = input_groups(layer, input_lanes)
         super().__init__(layer, {
-            "i_spikes": In(stream.Signature(spike_vector_layout(layer.n_in), always_ready=True)),
+            "i_spikes": In(stream.Signature(spike_vector_layout(input_lanes or layer.n_in,
+                                                                groups), always_ready=True)),
             "o_results": Out(stream.Signature(result_layout(layer.n_out), always_ready=True)),
             "o_kill": Out(stream.Signature(range(credits), always_ready=True)),
         }, weight_fields)
@@ -112,14 +120,14 @@ class OutputLayer(LayerComponent):
 
     @property
     def latency(self):
-        """Adder tree, accumulate, two decision stages."""
-        return popcount_latency(self._layer.n_in) + 3
+        """Front end, accumulate, two decision stages."""
+        return front_end_latency(self._layer, self._input_lanes) + 3
 
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
         popcount, thresholds, a_meta = step_front_end(
-            m, layer, self.i_spikes, self.weight_port)
+            m, layer, self.i_spikes, self.weight_port, self._input_lanes)
 
         # Accumulate the true potentials.
         shape = potential_shape(layer.n_in)
@@ -165,8 +173,8 @@ class OutputLayer(LayerComponent):
         early = Signal()
         fallback = Signal()
         m.d.comb += [
-            early.eq(e_meta.valid & still_open & ~e_meta.start & (e_meta.step < MAX_STEP)
-                     & any_crossed),
+            early.eq(e_meta.valid & still_open & ~e_meta.start & e_meta.last
+                     & (e_meta.step < MAX_STEP) & any_crossed),
             fallback.eq(e_meta.valid & still_open & e_meta.end & ~early),
         ]
         with m.If(e_meta.valid):

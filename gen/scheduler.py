@@ -60,6 +60,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .compact_scheduler import (
+    CompactLoader,
+    Compactor,
+    CompactStorage,
+    CompactWalker,
+    compact_applies,
+)
 from .first_set import decode, first_set, lowest_set
 from .layouts import event_layout, framed_beat_layout, index_shape
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, beats_per_frame
@@ -548,12 +555,6 @@ class EventScheduler(wiring.Component):
 
     #: Image banks: one is loaded while the other is computed.
     banks = 2
-    #: Cycles from a frame's last beat being accepted to the first cycle its image can start.
-    load_to_start = BankLoader.load_to_full + StepFinder.full_to_ready
-    #: Cycles from an image's finish to the first cycle the next image can start.
-    finish_to_start = StepFinder.finish_to_ready
-    #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
-    finish_to_load = BankLoader.finish_to_load
 
     def __init__(self, n_inputs, pixels_per_beat, groups=1, credits=4, drain_cycles=16,
                  events_per_cycle=1):
@@ -578,6 +579,7 @@ class EventScheduler(wiring.Component):
         self._credits = credits
         self._drain_cycles = drain_cycles
         self._events_per_cycle = events_per_cycle
+        self._compact = compact_applies(pixels_per_beat, events_per_cycle, groups)
         super().__init__({
             "i_beats": In(stream.Signature(framed_beat_layout(self.n_beats, pixels_per_beat))),
             "o_events": Out(stream.Signature(
@@ -615,12 +617,61 @@ class EventScheduler(wiring.Component):
     def n_beats(self):
         return beats_per_frame(self._n_inputs, self._pixels_per_beat)
 
-    def elaborate(self, platform):
-        m = Module()
-        ppb, groups = self._pixels_per_beat, self._groups
+    @property
+    def compact(self):
+        """Whether this is the compact scheduler (:mod:`.compact_scheduler`)."""
+        return self._compact
+
+    @property
+    def load_to_start(self):
+        """Cycles from a frame's last beat being accepted to the first cycle its image can
+        start."""
+        if self._compact:
+            return (CompactLoader.load_to_full + Compactor.full_to_done
+                    + CompactWalker.done_to_ready)
+        return BankLoader.load_to_full + StepFinder.full_to_ready
+
+    @property
+    def finish_to_start(self):
+        """Cycles from an image's finish to the first cycle the next image can start."""
+        return CompactWalker.finish_to_ready if self._compact else StepFinder.finish_to_ready
+
+    @property
+    def finish_to_load(self):
+        """Cycles from an image's finish (bank released) to the first cycle its bank takes a
+        beat."""
+        return CompactLoader.finish_to_load if self._compact else BankLoader.finish_to_load
+
+    def _fast_parts(self, m, control):
+        """Bank loader, step finder and walkers over the shared storage."""
+        ppb = self._pixels_per_beat
         ptr_width = max(1, ceil_log2(self.n_beats))
         store = _Storage(m, ppb, ptr_width)
+        release = (control.finish, control.bank)
+        loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
+            m, store, self.i_beats, self.i_pause, release)
+        r, primed = StepFinder(ppb, ptr_width).build(
+            m, store, loader, bank=control.bank, finish=control.finish, take=control.take)
+        walkers = Walkers(ppb, ptr_width, self._events_per_cycle).build(
+            m, store, r, bank=control.bank, active=control.active, advance=control.advance,
+            take=control.take, skip=control.skip, finish=control.finish)
+        return store, loader, r, primed, walkers
 
+    def _compact_parts(self, m, control):
+        """The compact loader, a compactor per bank and the compact walker."""
+        store = CompactStorage(m, self.n_beats, max(1, ceil_log2(self.n_beats)))
+        release = (control.finish, control.bank)
+        loader = CompactLoader().build(m, store, self.i_beats, self.i_pause, release)
+        for b in range(2):
+            Compactor().build(m, store, b, release)
+        r, walkers = CompactWalker().build(
+            m, store, bank=control.bank, start=control.start, advance=control.advance,
+            skip=control.skip, finish=control.finish)
+        return store, loader, r, store.compacted, walkers
+
+    def elaborate(self, platform):
+        m = Module()
+        groups = self._groups
         active = Signal()      # an image is being walked
         bank = Signal()        # its bank (when idle: the bank of the next image)
         tag = Signal(range(self._credits), init=self._credits - 1)
@@ -631,13 +682,10 @@ class EventScheduler(wiring.Component):
         take = Signal()
         skip = Signal()
 
-        loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
-            m, store, self.i_beats, self.i_pause, (finish, bank))
-        r, primed = StepFinder(ppb, ptr_width).build(
-            m, store, loader, bank=bank, finish=finish, take=take)
-        walkers = Walkers(ppb, ptr_width, self._events_per_cycle).build(
-            m, store, r, bank=bank, active=active, advance=advance, take=take, skip=skip,
-            finish=finish)
+        control = SimpleNamespace(active=active, bank=bank, finish=finish, start=start,
+                                  advance=advance, take=take, skip=skip)
+        parts = self._compact_parts if self._compact else self._fast_parts
+        store, loader, r, primed, walkers = parts(m, control)
 
         # Control: a round is chosen in every cycle of an image that has one, once per lane
         # group; an image starts only while the walkers are idle, so that `start` depends on
@@ -677,7 +725,7 @@ class EventScheduler(wiring.Component):
             o.payload.group.eq(group),
             o.payload.step.eq(step),
             o.payload.start.eq(start),
-            o.payload.step_end.eq(~start & last_group & walkers.step_end),
+            o.payload.step_end.eq(~start & walkers.step_end),
             o.payload.end.eq(Mux(start, skip | ~r.valid, last_group & walkers.step_end
                                  & ~r.valid)),
             o.payload.error.eq(skip),

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from ..model import packing
 from ..model.errors import UserError
 from ..model.network import Network
-from .debug_events import DebugEvents
+from .debug_events import ChunkJoiner, DebugEvents
 from .event_layer import EventLayer
 from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weight_word_layout
 from .output_layer import OutputLayer
@@ -113,10 +113,15 @@ class Accelerator(wiring.Component):
         self._framer = PixelFramer(network.n_inputs, pixels_per_beat)
         self._event_layer = EventLayer(network.layers[0], self._lanes,
                                        events_per_cycle=events_per_cycle, weight_fields=fields)
-        self._vector_layers = [VectorLayer(layer, weight_fields=fields)
-                               for layer in network.layers[1:-1]]
+        # After a folded first layer, the next layer takes its spikes a lane group at a time.
+        input_lanes = self._lanes if self._event_layer.folded else None
+        self._vector_layers = []
+        for layer in network.layers[1:-1]:
+            self._vector_layers.append(VectorLayer(layer, input_lanes=input_lanes,
+                                                   weight_fields=fields))
+            input_lanes = None
         self._output_layer = OutputLayer(network.layers[-1], credits=RESULT_CREDITS,
-                                         weight_fields=fields)
+                                         input_lanes=input_lanes, weight_fields=fields)
         self._scheduler = EventScheduler(
             network.n_inputs, pixels_per_beat, self._event_layer.groups, RESULT_CREDITS,
             drain_cycles=self.event_to_result + 2, events_per_cycle=events_per_cycle)
@@ -225,13 +230,18 @@ class Accelerator(wiring.Component):
         ]
 
         if self._debug_events:
-            hidden = [event_layer, *vector_layers]
+            taps = [layer.o_spikes for layer in (event_layer, *vector_layers)]
+            if event_layer.folded:
+                joiner = m.submodules.chunk_joiner = ChunkJoiner(self.hidden_sizes[0],
+                                                                 self._lanes)
+                m.d.comb += [joiner.i_chunks.valid.eq(taps[0].valid),
+                             joiner.i_chunks.payload.eq(taps[0].payload)]
+                taps[0] = joiner.o_spikes
             debug = m.submodules.debug_events = DebugEvents(
-                self.hidden_sizes, reserve=self.event_to_result + 3)
-            for index, layer in enumerate(hidden):
+                self.hidden_sizes, reserve=self.event_to_result + ChunkJoiner.latency + 3)
+            for index, spikes in enumerate(taps):
                 tap = getattr(debug, f"i_spikes{index}")
-                m.d.comb += [tap.valid.eq(layer.o_spikes.valid),
-                             tap.payload.eq(layer.o_spikes.payload)]
+                m.d.comb += [tap.valid.eq(spikes.valid), tap.payload.eq(spikes.payload)]
             wiring.connect(m, debug.o_events, wiring.flipped(self.o_debug))
             m.d.comb += [
                 scheduler.i_hold.eq(debug.o_full),

@@ -1,16 +1,18 @@
-"""Hidden layers after the first: a whole step's spike vector per cycle."""
+"""Hidden layers after the first: a step's spike vector (or a chunk of it) per cycle."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..model import packing
 from ..model.network import MAX_STEP, NO_SPIKE
 from .event_layer import counter_shape
 from .layouts import spike_vector_layout
 from .popcount import RowPopcount, popcount_latency
 from .weight_loader import LayerComponent, require_layer, writable_rows, writable_thresholds
 
-__all__ = ["VectorLayer", "delay_line", "step_front_end"]
+__all__ = ["VectorLayer", "delay_line", "step_front_end", "front_end_latency", "input_groups"]
 
 
 def delay_line(m, value, cycles, name):
@@ -24,29 +26,74 @@ def delay_line(m, value, cycles, name):
     return stages
 
 
-def step_front_end(m, layer, i_spikes, weights):
-    """The input side of a step layer: the popcount of each step's spike vector against every
-    weight row (ROM rows, or rows written through ``weights`` when not ``None``), the
-    thresholds, and the step's token fields delayed to line up with the popcount's sums.
+def input_groups(layer, input_lanes):
+    """Tokens per step into a step layer fed ``input_lanes`` inputs at a time (None: all)."""
+    if input_lanes is None:
+        return 1
+    if not isinstance(input_lanes, int) or not 1 <= input_lanes <= layer.n_in:
+        raise ValueError(f"input_lanes must be between 1 and {layer.n_in}, got {input_lanes!r}")
+    return -(-layer.n_in // input_lanes)
+
+
+def front_end_latency(layer, input_lanes):
+    """Cycles through :func:`step_front_end`: the adder tree, and with chunked inputs the
+    read of the chunk's weights before it."""
+    if input_groups(layer, input_lanes) == 1:
+        return popcount_latency(layer.n_in)
+    return 1 + popcount_latency(input_lanes)
+
+
+def step_front_end(m, layer, i_spikes, weights, input_lanes=None):
+    """The input side of a step layer: the popcount of each token's spikes against every
+    weight row, the thresholds, and the token's fields delayed to line up with the sums.
+
+    With whole spike vectors (``input_lanes`` None) the rows are ROM constants, or registers
+    written through ``weights`` when not ``None``. With chunks of ``input_lanes`` inputs
+    (after a folded layer) each token's chunk of every row is read from a memory
+    (``packing.chunk_rom_words``, written through ``weights`` when not ``None``) in the
+    cycle before its adder tree. ``last`` in the delayed fields marks a step's last token.
 
     Returns ``(popcount, thresholds, delayed_meta)``.
     """
-    popcount = m.submodules.popcount = RowPopcount(
-        layer.n_in, layer.bits if weights is None else layer.n_out)
+    groups = input_groups(layer, input_lanes)
     token = i_spikes.payload
-    m.d.comb += popcount.vector.eq(token.spikes)
-    if weights is not None:
-        for j, row in enumerate(writable_rows(m, layer, weights)):
-            m.d.comb += popcount.rows[j].eq(row)
-    thresholds = writable_thresholds(m, layer, weights)
     meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
-                                     "end": 1, "error": 1}))
-    m.d.comb += meta.eq(Cat(i_spikes.valid, token.step, token.start, token.end, token.error))
-    return popcount, thresholds, delay_line(m, meta, popcount.latency, "a_meta")[-1]
+                                     "end": 1, "error": 1, "last": 1}))
+    m.d.comb += meta.eq(Cat(i_spikes.valid, token.step, token.start, token.end, token.error,
+                            token.group == groups - 1))
+    thresholds = writable_thresholds(m, layer, weights)
+    if groups == 1:
+        popcount = m.submodules.popcount = RowPopcount(
+            layer.n_in, layer.bits if weights is None else layer.n_out)
+        m.d.comb += popcount.vector.eq(token.spikes)
+        if weights is not None:
+            for j, row in enumerate(writable_rows(m, layer, weights)):
+                m.d.comb += popcount.rows[j].eq(row)
+        return popcount, thresholds, delay_line(m, meta, popcount.latency, "a_meta")[-1]
+
+    rom = m.submodules.rom = Memory(shape=layer.n_out * input_lanes, depth=groups,
+                                    init=packing.chunk_rom_words(layer.bits, input_lanes))
+    read = rom.read_port()
+    m.d.comb += read.addr.eq(token.group)
+    if weights is not None:
+        write = rom.write_port()
+        m.d.comb += [
+            write.addr.eq(weights.payload.address),
+            write.data.eq(weights.payload.data),
+            write.en.eq(weights.valid & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)),
+        ]
+    popcount = m.submodules.popcount = RowPopcount(input_lanes, layer.n_out)
+    chunk = Signal(input_lanes)
+    m.d.sync += chunk.eq(token.spikes)
+    m.d.comb += popcount.vector.eq(chunk)
+    for j in range(layer.n_out):
+        m.d.comb += popcount.rows[j].eq(read.data[j * input_lanes:(j + 1) * input_lanes])
+    return popcount, thresholds, delay_line(m, meta, 1 + popcount.latency, "a_meta")[-1]
 
 
 class VectorLayer(LayerComponent):
-    """A hidden layer fed by the previous layer's spike vector, one active step per token.
+    """A hidden layer fed by the previous layer's spike vector, one active step per token
+    (or, after a folded layer, per ``ceil(n_in / input_lanes)`` tokens of ``input_lanes``).
 
     Each neuron's potential grows by ``2 * popcount(spikes & row) - popcount(spikes)`` (the ±1
     weights summed over the inputs that spiked), through a :class:`RowPopcount` pipeline. The
@@ -54,42 +101,48 @@ class VectorLayer(LayerComponent):
     neurons crossing at a step ``<= MAX_STEP - 1`` spike at ``step + 1``; a crossing at
     ``MAX_STEP`` or later makes no spike.
 
-    Latency: ``RowPopcount.latency`` cycles of adder tree, one to accumulate, one to compare
-    (:attr:`latency`). One token is sent for each token received.
+    Latency: :func:`front_end_latency`, one cycle to accumulate, one to compare
+    (:attr:`latency`). One token is sent for each step (its last token) and each start token.
 
     Parameters
     ----------
     layer : :class:`bs4nn.model.network.Layer`
+    input_lanes : int or None
+        Inputs per token when fed by a folded layer (None: whole vectors).
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
-        written through ``w_weights`` (else they are constants).
+        (chunks: a memory) written through ``w_weights`` (else they are constants).
 
     Members
     -------
-    i_spikes : ``In(stream.Signature(spike_vector_layout(n_in), always_ready=True))``
+    i_spikes : ``In(stream.Signature(spike_vector_layout(input_lanes or n_in, groups),
+        always_ready=True))``
     o_spikes : ``Out(stream.Signature(spike_vector_layout(n_out), always_ready=True))``
     w_weights : ``In(stream.Signature(weight_write_layout(weight_fields), always_ready=True))``,
         only with ``weight_fields``
     """
 
-    def __init__(self, layer, *, weight_fields=None):
+    def __init__(self, layer, *, input_lanes=None, weight_fields=None):
         require_layer(layer)
+        self._input_lanes = input_lanes
+        groups = input_groups(layer, input_lanes)
         super().__init__(layer, {
-            "i_spikes": In(stream.Signature(spike_vector_layout(layer.n_in), always_ready=True)),
+            "i_spikes": In(stream.Signature(spike_vector_layout(input_lanes or layer.n_in,
+                                                                groups), always_ready=True)),
             "o_spikes": Out(stream.Signature(spike_vector_layout(layer.n_out),
                                              always_ready=True)),
         }, weight_fields)
 
     @property
     def latency(self):
-        """Adder tree, accumulate, compare."""
-        return popcount_latency(self._layer.n_in) + 2
+        """Front end, accumulate, compare."""
+        return front_end_latency(self._layer, self._input_lanes) + 2
 
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
         popcount, thresholds, a_meta = step_front_end(
-            m, layer, self.i_spikes, self.weight_port)
+            m, layer, self.i_spikes, self.weight_port, self._input_lanes)
 
         # Accumulate.
         shape = counter_shape(layer.n_in)
@@ -106,15 +159,16 @@ class VectorLayer(LayerComponent):
         c_meta = Signal.like(a_meta)
         m.d.sync += c_meta.eq(a_meta)
 
-        # Compare.
+        # Compare, at the last token of each step.
         fired = Signal(layer.n_out)
         crossed = Cat(*[~counter[-1] for counter in counters])
-        with m.If(c_meta.valid):
+        closes = c_meta.valid & (c_meta.start | c_meta.last)
+        with m.If(closes):
             m.d.sync += fired.eq(Mux(c_meta.start, 0, fired | crossed))
         o = self.o_spikes
         can_spike = ~c_meta.start & (c_meta.step < MAX_STEP)
         m.d.sync += [
-            o.valid.eq(c_meta.valid),
+            o.valid.eq(closes),
             o.payload.spikes.eq(Mux(can_spike, crossed & ~fired, 0)),
             o.payload.step.eq(Mux(c_meta.step >= MAX_STEP, NO_SPIKE, c_meta.step + 1)),
             o.payload.start.eq(c_meta.start),
@@ -122,4 +176,3 @@ class VectorLayer(LayerComponent):
             o.payload.error.eq(c_meta.error),
         ]
         return m
-

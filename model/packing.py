@@ -15,7 +15,8 @@ import numpy as np
 
 __all__ = [
     "pack_rows", "unpack_rows", "signs_to_bits", "bits_to_signs",
-    "column_rom_words", "row_rom_words", "pixel_beats", "result_fields",
+    "column_rom_words", "chunk_rom_words", "row_rom_words", "threshold_address", "pixel_beats",
+    "result_fields",
     "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "PIXEL_BITS", "hex_lines",
     "tdata_width",
     "debug_event_fields", "pack_fields", "unpack_fields",
@@ -77,6 +78,18 @@ def column_rom_words(bits, lanes, events_per_cycle=1):
                 column = padded[:, row * events_per_cycle + bank].reshape(n_groups, lanes)
                 words.append(_bits_to_int(column[g]))
     return words
+
+
+def chunk_rom_words(bits, lanes):
+    """ROM words of a step layer fed ``lanes`` inputs at a time (after a folded layer): word
+    ``g`` holds the weights from inputs ``g * lanes .. g * lanes + lanes - 1``, neuron ``j``'s
+    in bits ``[j * lanes, (j + 1) * lanes)`` (inputs past ``n_in`` read as 0)."""
+    bits = np.asarray(bits, dtype=bool)
+    n_out, n_in = bits.shape
+    n_groups = -(-n_in // lanes)
+    padded = np.zeros((n_out, n_groups * lanes), dtype=bool)
+    padded[:, :n_in] = bits
+    return [_bits_to_int(padded[:, g * lanes:(g + 1) * lanes].ravel()) for g in range(n_groups)]
 
 
 def row_rom_words(bits):
@@ -176,8 +189,10 @@ def unpack_fields(fields, word):
 #   is a :func:`column_rom_words` address (``i * ceil(n_out / lanes) + g`` with one event per
 #   cycle), ``data`` its word.
 # * ``kind = WEIGHT_KIND_WEIGHTS``, later layers: ``address`` is neuron ``j``, ``data`` its row
-#   (:func:`row_rom_words`: bit ``i`` is input ``i``).
-# * ``kind = WEIGHT_KIND_THRESHOLD``: ``address`` is neuron ``j``, ``data`` its threshold.
+#   (:func:`row_rom_words`: bit ``i`` is input ``i``); but the layer after a folded first layer
+#   (``lanes < n_hidden``) takes :func:`chunk_rom_words`: ``address`` is the chunk ``g``.
+# * ``kind = WEIGHT_KIND_THRESHOLD``: ``address`` is :func:`threshold_address` of neuron ``j``
+#   (``j`` itself, but in a folded first layer), ``data`` its threshold.
 #
 # Unused high ``data`` bits are 0. Words may come in any order and any subset may be sent; the
 # accelerator takes a weight frame only between images (it finishes the images it holds first
@@ -194,6 +209,16 @@ def _lanes_of(sizes, lanes):
     return n_hidden if lanes == 0 else lanes
 
 
+def threshold_address(k, j, n_out, lanes):
+    """The weight-load address of neuron ``j``'s threshold in layer ``k`` (``n_out`` neurons):
+    ``j``, but in a folded first layer (``lanes < n_out``) its lane group ``j // lanes``
+    above its lane ``j % lanes`` in ``ceil(log2(lanes))`` bits."""
+    if k != 0 or lanes >= n_out:
+        return j
+    lane_bits = max(1, (lanes - 1).bit_length())
+    return (j // lanes) << lane_bits | j % lanes
+
+
 def weight_stream_fields(sizes, lanes=0, events_per_cycle=1):
     """Ordered ``(name, width)`` fields of a weight-load word, LSB first.
 
@@ -203,9 +228,12 @@ def weight_stream_fields(sizes, lanes=0, events_per_cycle=1):
     sizes = [int(n) for n in sizes]
     lanes = _lanes_of(sizes, lanes)
     groups = -(-sizes[1] // lanes)
-    data_width = max([lanes] + sizes[1:-1] + [class_width(n_in) for n_in in sizes[:-1]])
+    chunked = [sizes[2] * lanes] if lanes < sizes[1] else []
+    data_width = max([lanes] + sizes[1:-1] + chunked
+                     + [class_width(n_in) for n_in in sizes[:-1]])
     rows = -(-sizes[0] // events_per_cycle) * events_per_cycle
-    depth = max([rows * groups] + sizes[1:])
+    depth = max([rows * groups, threshold_address(0, sizes[1] - 1, sizes[1], lanes) + 1]
+                + sizes[1:])
     return [
         ("data", data_width),
         ("address", class_width(depth)),
@@ -224,11 +252,16 @@ def weight_stream_beats(network, lanes=0, events_per_cycle=1):
     lanes = _lanes_of(sizes, lanes)
     words = []
     for k, layer in enumerate(network.layers):
-        rows = (column_rom_words(layer.bits, lanes, events_per_cycle) if k == 0
-                else row_rom_words(layer.bits))
+        if k == 0:
+            rows = column_rom_words(layer.bits, lanes, events_per_cycle)
+        elif k == 1 and lanes < sizes[1]:
+            rows = chunk_rom_words(layer.bits, lanes)
+        else:
+            rows = row_rom_words(layer.bits)
         words += [pack_fields(fields, data=row, address=address, layer=k,
                               kind=WEIGHT_KIND_WEIGHTS) for address, row in enumerate(rows)]
-        words += [pack_fields(fields, data=int(threshold), address=j, layer=k,
+        words += [pack_fields(fields, data=int(threshold), layer=k,
+                              address=threshold_address(k, j, layer.n_out, lanes),
                               kind=WEIGHT_KIND_THRESHOLD)
                   for j, threshold in enumerate(layer.thresholds)]
     return words

@@ -325,8 +325,10 @@ def test_hidden_spikes_icarus(require_tool):
     from bs4nn.sim.runner import SimConfig
 
     require_tool("icarus")
-    _run(_small_network((30, 16, 12, 6)), SimConfig(simulator="icarus", pixels_per_beat=4,
-                                                    events_per_cycle=4, debug_events=True),
+    # Folded (6 lanes of 16): the debug stream joins the first layer's spike chunks.
+    _run(_small_network((30, 16, 12, 6)), SimConfig(simulator="icarus", lanes=6,
+                                                    pixels_per_beat=4, events_per_cycle=4,
+                                                    debug_events=True),
          "hidden_spikes", n=8)
 
 

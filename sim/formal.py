@@ -160,11 +160,17 @@ def _range_of_counter(n_in, threshold_range):
 
 
 def _potentials(accelerator):
-    """``(name in the flattened design, shape, low, high)`` of every potential register."""
+    """``(name in the flattened design, shape, low, high)`` of every potential register.
+
+    A folded first layer (``lanes < n_hidden``) keeps its counters in a memory, not in
+    registers: they are left out (their width is :func:`counter_shape`'s, as for the others).
+    """
     network, writable = accelerator.network, accelerator.weight_storage == "ram"
     potentials = []
     *hidden, output = network.layers
     for index, layer in enumerate(hidden):
+        if index == 0 and accelerator.lanes < layer.n_out:
+            continue
         block = "event_layer" if index == 0 else f"vector_layer{index - 1}"
         shape = counter_shape(layer.n_in)
         for j, threshold in enumerate(layer.thresholds):

@@ -18,6 +18,9 @@ from bs4nn.sim.stimulus import expected_results, random_images, random_network
     ((48, 10, 4), 3, 16, 4, 0.9),     # rounds of up to four events, lane groups, kills
     ((40, 12, 5), 0, 8, 8, 0.7),
     ((24, 8, 6, 3), 0, 4, 2, 0.5),
+    # The compact scheduler (folded, one pixel per beat): a 258-cycle step list per image.
+    ((20, 12, 4), 3, 1, 1, 0.6),
+    ((300, 9, 5, 3), 3, 1, 1, 0.3),
 ])
 def test_exact_against_simulation(sizes, lanes, pixels_per_beat, events_per_cycle, density):
     seed = sum(sizes) + lanes * 3 + pixels_per_beat + events_per_cycle

@@ -68,6 +68,28 @@ def layer_model(layer, steps_and_vectors):
     return out
 
 
+def join_chunks(tokens, lanes, groups):
+    """Whole spike vectors from a folded layer's tokens: a start token, or one token of each
+    group in order, of one step, ``end`` only on the last."""
+    joined, pending = [], []
+    for token in tokens:
+        group = token.pop("group")
+        if token["start"]:
+            assert group == 0 and not pending
+            joined.append(token)
+            continue
+        assert group == len(pending)
+        pending.append(token)
+        if group == groups - 1:
+            assert len({chunk["step"] for chunk in pending}) == 1
+            assert not any(chunk["end"] for chunk in pending[:-1])
+            joined.append({**pending[-1], "spikes": sum(chunk["spikes"] << g * lanes
+                                                        for g, chunk in enumerate(pending))})
+            pending = []
+    assert not pending
+    return joined
+
+
 @pytest.mark.parametrize(("n_in", "n_out", "lanes", "walkers"), [
     (12, 6, 6, 1), (12, 7, 3, 1), (20, 5, 1, 1), (12, 6, 6, 4), (13, 7, 3, 2), (21, 5, 2, 8)])
 def test_event_layer(n_in, n_out, lanes, walkers):
@@ -98,14 +120,15 @@ def test_event_layer(n_in, n_out, lanes, walkers):
                     final = last and group == dut.groups - 1
                     tokens.append({"start": 0, "slots": sum(1 << w for w in slots),
                                    "pixels": pixels, "group": group, "step": step,
-                                   "step_end": int(final),
+                                   "step_end": int(last),
                                    "end": int(final and index == len(active) - 1), "error": 0})
             per_step.append((step, vector_of(sum(1 << i for i in range(n_in) if steps[i] == step),
                                              n_in)))
         expected.append({"start": 1, "step": 1, "spikes": 0, "end": int(not active)})
         expected += layer_model(layer, per_step)
-    got = drive(dut, dut.i_events, dut.o_spikes, tokens, ("start", "step", "spikes", "end"),
-                seed=seed)
+    got = join_chunks(drive(dut, dut.i_events, dut.o_spikes, tokens,
+                            ("start", "step", "spikes", "end", "group"), seed=seed),
+                      lanes, dut.groups)
     for token in expected:
         if token["start"]:
             token["step"] = None
@@ -126,17 +149,36 @@ def vector_tokens(rng, n_in, steps):
     return tokens, vectors
 
 
-@pytest.mark.parametrize(("n_in", "n_out"), [(9, 5), (30, 4)])
-def test_vector_layer(n_in, n_out):
+def chunked(tokens, n_in, input_lanes):
+    """Whole-vector tokens as a folded layer sends them: each step in chunks of
+    ``input_lanes`` inputs, group by group (unchanged with ``input_lanes`` None)."""
+    if input_lanes is None:
+        return tokens
+    groups = -(-n_in // input_lanes)
+    out = []
+    for token in tokens:
+        if token["start"]:
+            out.append({**token, "group": 0})
+            continue
+        for g in range(groups):
+            out.append({**token, "group": g, "end": token["end"] and g == groups - 1,
+                        "spikes": token["spikes"] >> (g * input_lanes)
+                        & ((1 << input_lanes) - 1)})
+    return out
+
+
+@pytest.mark.parametrize(("n_in", "n_out", "input_lanes"), [(9, 5, None), (30, 4, None),
+                                                            (9, 5, 2), (30, 4, 8)])
+def test_vector_layer(n_in, n_out, input_lanes):
     seed = n_in + n_out
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = VectorLayer(layer)
+    dut = VectorLayer(layer, input_lanes=input_lanes)
     tokens, expected = [], []
     for steps in ([3, 4, 9, 30, 200], [1, 254, 255, 256], [250, 255]):
         image_tokens, vectors = vector_tokens(rng, n_in, steps)
-        tokens += image_tokens
+        tokens += chunked(image_tokens, n_in, input_lanes)
         expected.append({"start": 1, "spikes": 0, "end": 0})
         expected += layer_model(layer, vectors)
     got = drive(dut, dut.i_spikes, dut.o_spikes, tokens, ("start", "step", "spikes", "end"),
@@ -159,18 +201,19 @@ def decision_model(layer, vectors):
             "error": 0}
 
 
-@pytest.mark.parametrize(("n_in", "n_out"), [(10, 3), (25, 7)])
-def test_output_layer(n_in, n_out):
+@pytest.mark.parametrize(("n_in", "n_out", "input_lanes"), [(10, 3, None), (25, 7, None),
+                                                            (10, 3, 4), (25, 7, 5)])
+def test_output_layer(n_in, n_out, input_lanes):
     seed = 3 * n_in + n_out
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = OutputLayer(layer, credits=4)
+    dut = OutputLayer(layer, credits=4, input_lanes=input_lanes)
     tokens, expected = [], []
     for _ in range(8):
         steps = sorted(set(int(s) for s in rng.integers(1, 257, size=rng.integers(1, 6))))
         image_tokens, vectors = vector_tokens(rng, n_in, steps)
-        tokens += image_tokens
+        tokens += chunked(image_tokens, n_in, input_lanes)
         expected.append(decision_model(layer, vectors))
     tokens += [{"start": 1, "end": 1, "step": 0, "spikes": 0, "error": 1}]
     expected.append({"predicted": 0, "decision_step": 0, "fired": 0, "error": 1})

@@ -108,13 +108,17 @@ def check_image(image_tokens, pixels, groups, walkers=1):
                                                             start["cycle"] + len(image_tokens)))
     for index, token in enumerate(rounds):
         later = rounds[index + 1:]
-        assert token["step_end"] == (not later or later[0]["step"] != token["step"])
+        # step_end: every lane group's token of the step's last round.
+        assert token["step_end"] == all(t["step"] != token["step"] for t in later
+                                        if t["group"] == token["group"])
         assert token["end"] == (not later)
 
 
 @pytest.mark.parametrize(("n_inputs", "ppb", "groups", "walkers"), [
     (16, 4, 1, 1), (13, 1, 2, 1), (40, 8, 1, 1), (20, 16, 3, 1), (9, 2, 1, 1),
-    (16, 4, 1, 2), (40, 8, 2, 4), (37, 16, 1, 16), (30, 8, 1, 8), (9, 2, 3, 2)])
+    (16, 4, 1, 2), (40, 8, 2, 4), (37, 16, 1, 16), (30, 8, 1, 8), (9, 2, 3, 2),
+    # The compact scheduler: one pixel per beat, at least three lane groups.
+    (13, 1, 3, 1), (40, 1, 5, 1), (300, 1, 3, 1)])
 def test_time_order(n_inputs, ppb, groups, walkers):
     seed = n_inputs * 1000 + ppb * 100 + groups * 10 + walkers
     print(f"seed {seed}")
@@ -132,21 +136,26 @@ def test_time_order(n_inputs, ppb, groups, walkers):
         check_image(image_tokens, pixels, groups, walkers)
 
 
-def test_kill_drops_the_rest_and_starts_the_next():
+@pytest.mark.parametrize(("ppb", "groups"), [(4, 1), (1, 3)])   # fast, compact
+def test_kill_drops_the_rest_and_starts_the_next(ppb, groups):
     rng = np.random.default_rng(5)
     images = rng.integers(1, 256, size=(4, 24)).astype(np.uint8)
-    dut = EventScheduler(24, 4, 1)
-    tokens = run_scheduler(dut, frames_from(images, 4), kills={0: 5, 2: 1})
+    dut = EventScheduler(24, ppb, groups)
+    assert dut.compact == (ppb == 1)
+    tokens = run_scheduler(dut, frames_from(images, ppb), kills={0: 5, 2: 1})
     per_image = split_images(tokens)
     assert len(per_image) == 4
-    # The kill comes in the cycle after the 5th event leaves; one more event was on its way.
+    # The kill comes in the cycle after the 5th token leaves; one more token was on its way.
     assert len(per_image[0]) - 1 == 6
     assert len(per_image[2]) - 1 == 2
-    check_image(per_image[1], images[1], 1)
-    check_image(per_image[3], images[3], 1)
-    # The image finishes in the cycle the kill arrives, the next one starts in the cycle after.
-    assert per_image[1][0]["cycle"] == per_image[0][-1]["cycle"] + 1 + \
-        EventScheduler.finish_to_start
+    check_image(per_image[1], images[1], groups)
+    check_image(per_image[3], images[3], groups)
+    # The image finishes in the cycle the kill arrives; the next one starts finish_to_start
+    # cycles later (the compact one's step list, 258 cycles after its short frame, is later
+    # still: the cycle model's tests check that bound).
+    first_start = per_image[0][-1]["cycle"] + 1 + dut.finish_to_start
+    assert per_image[1][0]["cycle"] == first_start if ppb > 1 else \
+        per_image[1][0]["cycle"] >= first_start
 
 
 def test_a_kill_between_lane_groups_leaves_the_next_image_whole():
@@ -161,19 +170,23 @@ def test_a_kill_between_lane_groups_leaves_the_next_image_whole():
     check_image(per_image[3], images[3], 3, 2)
 
 
-def test_malformed_frames_give_empty_error_images():
-    dut = EventScheduler(8, 4, 1)
-    good = [(np.full(4, 9, dtype=np.uint8), False), (np.full(4, 3, dtype=np.uint8), False)]
-    short = [(np.full(4, 7, dtype=np.uint8), True)]
-    long = good + [(np.full(4, 1, dtype=np.uint8), True)]
+@pytest.mark.parametrize(("ppb", "groups"), [(4, 1), (1, 3)])   # fast, compact
+def test_malformed_frames_give_empty_error_images(ppb, groups):
+    dut = EventScheduler(8, ppb, groups)
+    beats = 8 // ppb
+    good = [(np.full(ppb, 9 + 6 * (k >= beats // 2), dtype=np.uint8), False)
+            for k in range(beats)]
+    short = [(np.full(ppb, 7, dtype=np.uint8), True)]
+    long = good + [(np.full(ppb, 1, dtype=np.uint8), True)]
     tokens = run_scheduler(dut, [good, short, long, good])
     per_image = split_images(tokens)
-    assert [len(tokens) for tokens in per_image] == [9, 1, 1, 9]
+    # Eight events in two steps, each sent once per lane group.
+    assert [len(tokens) for tokens in per_image] == [1 + 8 * groups, 1, 1, 1 + 8 * groups]
     for index in (1, 2):
         assert per_image[index][0]["end"] and per_image[index][0]["error"]
     for index in (0, 3):
         assert not per_image[index][0]["error"]
-        check_image(per_image[index], np.array([9] * 4 + [3] * 4, dtype=np.uint8), 1)
+        check_image(per_image[index], np.array([9] * 4 + [15] * 4, dtype=np.uint8), groups)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

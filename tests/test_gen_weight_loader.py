@@ -15,9 +15,17 @@ from bs4nn.sim.stimulus import expected_results, random_images, random_network
 def test_weight_stream_fields():
     assert packing.weight_stream_fields([784, 600, 10], 0) == [
         ("data", 600), ("address", 10), ("layer", 1), ("kind", 1)]
-    # 16 inputs, 8 hidden in 3 groups of 3 lanes: 48 column words; thresholds need 4 bits.
+    # 16 inputs, 8 hidden folded in 3 groups of 3 lanes: 48 column words; the next layer's
+    # chunk words hold 3 inputs of each of its 5 neurons.
     assert packing.weight_stream_fields([16, 8, 5, 3], 3) == [
-        ("data", 8), ("address", 6), ("layer", 2), ("kind", 1)]
+        ("data", 15), ("address", 6), ("layer", 2), ("kind", 1)]
+
+
+def test_threshold_address_of_a_folded_layer():
+    # Lane group above the lane (2 bits for 3 lanes); other layers use the neuron index.
+    assert [packing.threshold_address(0, j, 8, 3) for j in range(8)] == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert packing.threshold_address(0, 7, 8, 8) == 7
+    assert packing.threshold_address(1, 7, 8, 3) == 7
 
 
 def test_loader_decodes_words():
