@@ -29,6 +29,7 @@ SPACE ?= sweeps/fashion-mnist.toml
 SWEEP_FLAGS ?=
 ADDRESS ?=
 BOARD ?= ulx3s-85f
+DEVICE ?= ecp5-85f
 
 .PHONY: all env test test-fast lint verilog sim train sweep data report bench formal bitstream \
 	clean help
@@ -45,7 +46,8 @@ help:
 	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
 	@echo "make sweep                    hyperparameter search on Ray Tune (SPACE=FILE,"
 	@echo "                              SWEEP_FLAGS=..., ADDRESS= of a Ray cluster)"
-	@echo "make report / make bench      implementation figures / benchmarks (ADDRESS=)"
+	@echo "make report / make bench      implementation figures / benchmarks (ADDRESS=;"
+	@echo "                              report: DEVICE=ice40-up5k)"
 	@echo "make formal                   prove the interface properties (SymbiYosys, yices)"
 	@echo "make bitstream BOARD=ulx3s-85f the accelerator behind a board top, as a bitstream"
 	@echo "                              (BOARD=icebreaker, WEIGHTS=)"
@@ -94,7 +96,7 @@ sweep: $(STAMP)
 		$(if $(ADDRESS),--address $(ADDRESS)) $(SWEEP_FLAGS)
 
 report: $(STAMP)
-	$(RUN) report $(if $(ADDRESS),--address $(ADDRESS))
+	$(RUN) report --device $(DEVICE) $(if $(ADDRESS),--address $(ADDRESS))
 
 bench: $(STAMP)
 	$(RUN) bench

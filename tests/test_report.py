@@ -1,10 +1,12 @@
 """`make report`'s plumbing: the real Yosys and nextpnr on a small design, the table, resuming."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from bs4nn.model.errors import UserError
 from bs4nn.sim import implement, report
 from bs4nn.sim.stimulus import random_images, random_network
 
@@ -119,3 +121,53 @@ def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_
     with pytest.raises(FileExistsError, match="lanes8_ppb8"):
         report.write_report(network, images, tmp_path / "report", [(8, 8, 1), (16, 8, 1)],
                             jobs=2, xilinx=False)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--device", "ice40-hx8k"], "--device must be one of ecp5-85f, ice40-up5k, got 'ice40-hx8k'"),
+    (["--device", "ice40-up5k", "--frequency", "0"], "--frequency must be positive, got 0"),
+])
+def test_bad_device_options_are_one_line(tmp_path, capsys, arguments, message):
+    from bs4nn.cli import main
+
+    out = tmp_path / "report"
+    assert main(["report", *arguments, "--out-dir", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == f"bs4nn report: error: {message}"
+    assert not out.exists()
+
+
+def test_up5k_rows_wait_for_a_board_core_with_weights_in_ram(tmp_path):
+    network = random_network(np.random.default_rng(2), (16, 4, 2))
+    with pytest.raises(UserError, match=r"^icebreaker: the board core takes its weights in ROM "
+                                        r"only \(it has no weight upload for "
+                                        r"weight_storage='ram' yet\)$"):
+        report.implement_configuration(network, 0, 1, 1, tmp_path, xilinx=False, frequency=30,
+                                       device="ice40-up5k")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("tools")
+# The board top's pins (bs4nn.gen.board) are still requested the Amaranth 0.4 way.
+@pytest.mark.filterwarnings("ignore:Using platform.request without:DeprecationWarning")
+def test_tiny_design_goes_through_the_ice40_tools(tmp_path, monkeypatch):
+    """A 16-4-2 network (weights in ROM: the board core has no weight upload yet) on the
+    iCEBreaker board build, and its bare IP through synth_ice40 (about 40 s in all)."""
+    from bs4nn.gen.build import generate
+
+    seed = 2
+    print(f"seed {seed}")
+    network = random_network(np.random.default_rng(seed), (16, 4, 2))
+    monkeypatch.setitem(report.DEVICES, "ice40-up5k",
+                        dataclasses.replace(report.DEVICES["ice40-up5k"], weight_storage="rom"))
+    row = report.implement_configuration(network, 0, 1, 1, tmp_path / "board", xilinx=False,
+                                         frequency=30, device="ice40-up5k")
+    assert row["device"] == "ice40-up5k" and row["lanes"] == 4
+    assert 1000 < row["logic_cells"] <= 5280 and row["sb_lut4"] > 1000
+    assert 5 < row["fmax_mhz"] < 200
+    assert row["sb_spram256ka"] == 0 and row["weights_in"] == "LUTs"  # 64 bits: constants
+    (tmp_path / "ip").mkdir()
+    verilog = tmp_path / "ip" / "bs4nn.v"
+    verilog.write_text(generate(network, pixels_per_beat=1).verilog)
+    cells = implement.synth_ice40(verilog, tmp_path / "ip")
+    assert cells["sb_lut4"] > 1000 and cells["sb_dff"] > 100
+    assert (tmp_path / "ip" / "ice40.json").is_file()

@@ -13,6 +13,9 @@ from .options import add_weights_argument
 
 def add_arguments(parser):
     add_weights_argument(parser)
+    parser.add_argument("--device", default=report.DEFAULT_DEVICE,
+                        help=f"{' or '.join(report.DEVICES)} (default {report.DEFAULT_DEVICE}; "
+                             f"the iCE40UP5K is measured on the iCEBreaker board build)")
     parser.add_argument("--lanes", type=int, nargs="+", default=list(report.LANES),
                         help="each at the first --pixels-per-beat")
     parser.add_argument("--pixels-per-beat", type=int, nargs="+",
@@ -28,13 +31,23 @@ def add_arguments(parser):
     parser.add_argument("--address", default=None,
                         help="implement on an existing Ray cluster (auto, or HOST:PORT), as "
                              "many at once as it has CPUs; default: a Ray started here")
-    parser.add_argument("--no-xilinx", action="store_true", help="skip synth_xilinx")
-    parser.add_argument("--frequency", type=float, default=125,
-                        help="nextpnr target frequency in MHz (default 125)")
-    parser.add_argument("-o", "--out-dir", default="build/report")
+    parser.add_argument("--no-xilinx", action="store_true",
+                        help="skip synth_xilinx (which runs with the ECP5 only)")
+    parser.add_argument("--frequency", type=float, default=None,
+                        help="nextpnr target frequency in MHz (default: "
+                             + ", ".join(f"{device.frequency:g} on the {name}"
+                                         for name, device in report.DEVICES.items()) + ")")
+    parser.add_argument("-o", "--out-dir", default=None,
+                        help="default build/report (ECP5), build/report-DEVICE (others)")
 
 
 def run(args):
+    if args.device not in report.DEVICES:
+        raise UserError(f"--device must be one of {', '.join(report.DEVICES)}, "
+                        f"got {args.device!r}")
+    frequency = report.DEVICES[args.device].frequency if args.frequency is None else args.frequency
+    if not frequency > 0:
+        raise UserError(f"--frequency must be positive, got {frequency:g}")
     network, images, _ = load_matching(args.weights, "mnist", "test")
     # Checked before any tool starts (a worker's error would wait for the others to finish).
     n_hidden = network.layers[0].n_out
@@ -56,11 +69,13 @@ def run(args):
                         "many configurations as it has CPUs")
     configurations = report.configurations(args.lanes, args.pixels_per_beat,
                                            args.events_per_cycle)
-    rows = report.write_report(network, images, args.out_dir, configurations, jobs=args.jobs,
+    out_dir = Path(args.out_dir or ("build/report" if args.device == report.DEFAULT_DEVICE
+                                    else f"build/report-{args.device}"))
+    rows = report.write_report(network, images, out_dir, configurations, jobs=args.jobs,
                                address=args.address, xilinx=not args.no_xilinx,
-                               frequency=args.frequency, weights_name=args.weights)
+                               frequency=frequency, weights_name=args.weights,
+                               device=args.device)
     print(report.markdown_table(rows))
-    out_dir = Path(args.out_dir)
     print(f"wrote {out_dir / 'report.md'}, {out_dir / 'report.json'}, "
           f"{out_dir / 'cycles_vs_lanes.png'}, {out_dir / 'pareto.png'}")
     return 0
