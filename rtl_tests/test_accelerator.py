@@ -320,6 +320,17 @@ def test_protocol(name, require_tool):
 
 
 @rtlsim
+@pytest.mark.xdist_group("verilator-small")
+def test_compact_scheduler_under_stalls(require_tool):
+    from bs4nn.sim.runner import SimConfig
+
+    require_tool("verilator")
+    # Folded (4 lanes of 24) at one pixel per beat: the compact scheduler.
+    _run(_small_network(), SimConfig(lanes=4, pixels_per_beat=1, quick_build=True),
+         "random_images", n=10)
+
+
+@rtlsim
 @pytest.mark.xdist_group("icarus-options")
 def test_hidden_spikes_icarus(require_tool):
     from bs4nn.sim.runner import SimConfig
@@ -341,6 +352,17 @@ def test_weight_reload_icarus(require_tool):
     _run(_small_network((36, 20, 8)), SimConfig(simulator="icarus", lanes=8, pixels_per_beat=8,
                                                 events_per_cycle=2, weight_storage="ram"),
          "weight_reload", n=4)
+
+
+@rtlsim
+@pytest.mark.xdist_group("icarus-options")
+def test_weight_reload_compact_icarus(require_tool):
+    from bs4nn.sim.runner import SimConfig
+
+    require_tool("icarus")
+    _run(_small_network((36, 20, 8)), SimConfig(simulator="icarus", lanes=5, pixels_per_beat=1,
+                                                weight_storage="ram"),
+         "weight_reload", n=3)
 
 
 @rtlsim
