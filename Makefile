@@ -9,6 +9,7 @@ WEIGHTS ?=
 LANES ?= 0
 PIXELS_PER_BEAT ?= 8
 EVENTS_PER_CYCLE ?= 1
+WEIGHT_STORAGE ?=
 TEST ?= mnist_inference
 N ?=
 SEED ?=
@@ -86,7 +87,8 @@ sim: $(STAMP)
 		--pixels-per-beat $(PIXELS_PER_BEAT) --events-per-cycle $(EVENTS_PER_CYCLE) --simulator $(SIM) \
 		$(if $(SEED),--seed $(SEED)) $(if $(filter 1,$(WAVES)),--waves) \
 		$(if $(PREDICTIONS),--predictions $(PREDICTIONS)) $(if $(NETWORKS),--networks $(NETWORKS)) \
-		$(if $(filter 1,$(QUICK)),--quick-build) $(if $(filter 1,$(VERBOSE)),-v)
+		$(if $(filter 1,$(QUICK)),--quick-build) $(if $(filter 1,$(VERBOSE)),-v) \
+		$(if $(WEIGHT_STORAGE),--weight-storage $(WEIGHT_STORAGE))
 
 train: $(STAMP)
 	$(RUN) train --dataset $(DATASET) $(TRAIN_FLAGS)

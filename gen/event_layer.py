@@ -1,5 +1,7 @@
 """The first hidden layer, event-driven: one weight column per input spike."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
@@ -9,6 +11,7 @@ from amaranth.utils import ceil_log2
 from ..model import packing
 from ..model.network import MAX_STEP
 from .layouts import event_layout, spike_vector_layout
+from .spram import Spram
 from .weight_loader import LayerComponent, require_layer, writable_thresholds
 
 __all__ = ["EventLayer", "counter_shape"]
@@ -57,6 +60,9 @@ class EventLayer(LayerComponent):
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to make the weights and thresholds
         writable through ``w_weights`` (else the ROM and the thresholds are fixed).
+    spram : bool
+        Keep the columns in SB_SPRAM256KA blocks (:class:`~.spram.Spram`, no initial
+        contents; with ``weight_fields`` and one event per cycle).
 
     Members
     -------
@@ -71,15 +77,19 @@ class EventLayer(LayerComponent):
 
     latency = 3
 
-    def __init__(self, layer, lanes, *, events_per_cycle=1, weight_fields=None):
+    def __init__(self, layer, lanes, *, events_per_cycle=1, weight_fields=None, spram=False):
         require_layer(layer)
         if not isinstance(lanes, int) or not 1 <= lanes <= layer.n_out:
             raise ValueError(f"lanes must be between 1 and {layer.n_out}, got {lanes!r}")
         if (not isinstance(events_per_cycle, int) or events_per_cycle < 1
                 or events_per_cycle & (events_per_cycle - 1)):
             raise ValueError(f"events_per_cycle must be a power of two, got {events_per_cycle!r}")
+        if spram and (weight_fields is None or events_per_cycle != 1):
+            raise ValueError("spram needs weight_fields (its weights are loaded at run time) "
+                             "and one event per cycle")
         self._lanes = lanes
         self._events_per_cycle = events_per_cycle
+        self._spram = spram
         words = packing.column_rom_words(layer.bits, lanes, events_per_cycle)
         self._bank_init = [words[bank::events_per_cycle] for bank in range(events_per_cycle)]
         self._groups = -(-layer.n_out // lanes)
@@ -150,6 +160,8 @@ class EventLayer(LayerComponent):
         # With several banks, an empty slot reads an extra all-zero word (no masking per
         # neuron): every weight read is then a +1 (bit set) of an event in the round.
         zero_word = [0] if n_banks > 1 else []
+        if self._spram:
+            return [self._spram_read(m)]
         for bank, init in enumerate(self._bank_init):
             rom = m.submodules[f"rom{bank}" if n_banks > 1 else "rom"] = Memory(
                 shape=lanes, depth=self.bank_depth + len(zero_word), init=init + zero_word)
@@ -170,6 +182,21 @@ class EventLayer(LayerComponent):
             m.d.comb += read.addr.eq(Mux(event.slots[bank], address, self.bank_depth)
                                      if n_banks > 1 else address)
         return reads
+
+    def _spram_read(self, m):
+        """The columns in SB_SPRAM256KA blocks: one port, written between images (when no
+        token reads it), else read at the token's address."""
+        spram = m.submodules.rom = Spram(self._lanes, self.bank_depth, name="the first layer")
+        event, weights = self.i_events.payload, self.weight_port
+        address = event.pixels[0] if self.groups == 1 else \
+            event.pixels[0] * self.groups + event.group
+        write = weights.valid & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)
+        m.d.comb += [
+            spram.addr.eq(Mux(write, weights.payload.address, address)),
+            spram.write_data.eq(weights.payload.data),
+            spram.write_en.eq(write),
+        ]
+        return SimpleNamespace(data=spram.read_data)
 
     def _deltas(self, m, reads, b_token):
         """Stage B: what the token read adds to the counter of each lane."""

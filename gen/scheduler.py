@@ -5,8 +5,11 @@ How it works
 Pixel ``p`` spikes at step ``255 - p`` (the bitwise NOT of the 8-bit pixel); pixel 0 would
 spike at step 255, where no hidden neuron can spike any more, so it is not stored at all.
 
-The scheduler is four builders over one storage, each with its latencies as class constants
-that :attr:`EventScheduler.load_to_start` and the other schedule constants sum:
+At one pixel per beat, one event per round and at least three lane groups the scheduler is
+built from the compact parts of :mod:`.compact_scheduler` (block RAM only, no bitmap search;
+the same schedule formula with its own latencies). Otherwise it is four builders over one
+storage, each with its latencies as class constants that :attr:`EventScheduler.load_to_start`
+and the other schedule constants sum:
 
 * :class:`BankLoader` writes each image into one of two banks while the other bank is read,
   so image ``k + 1`` loads while image ``k`` computes. A bank holds, for each of the

@@ -18,13 +18,14 @@ from .output_layer import OutputLayer
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
 from .schedule import Schedule
 from .scheduler import EVENTS_PER_CYCLE_CHOICES, EventScheduler
+from .spram import SPRAM_BLOCKS, spram_blocks
 from .vector_layer import VectorLayer
 from .weight_loader import WeightLoader
 
 __all__ = ["Accelerator", "TopLevel", "WEIGHT_STORAGE_CHOICES", "RESULT_CREDITS",
            "check_parameters"]
 
-WEIGHT_STORAGE_CHOICES = ("rom", "ram")
+WEIGHT_STORAGE_CHOICES = ("rom", "ram", "spram")
 #: Depth of the result queue, and so the most images started and not yet taken as results.
 RESULT_CREDITS = 4
 
@@ -55,6 +56,17 @@ def check_parameters(network, lanes=0, pixels_per_beat=8, weight_storage="rom",
     if weight_storage not in WEIGHT_STORAGE_CHOICES:
         raise UserError(f"weight_storage must be one of {', '.join(WEIGHT_STORAGE_CHOICES)}, "
                         f"got {weight_storage!r}")
+    if weight_storage == "spram":
+        if events_per_cycle != 1:
+            raise UserError(f"weight_storage='spram' takes one event per cycle, got "
+                            f"events_per_cycle={events_per_cycle}")
+        width = lanes or n_hidden
+        words = network.n_inputs * -(-n_hidden // width)
+        if spram_blocks(width, words) > SPRAM_BLOCKS:
+            raise UserError(f"weight_storage='spram': the first layer's {words:,} words of "
+                            f"{width} bits (lanes={lanes}) need {spram_blocks(width, words)} "
+                            f"SB_SPRAM256KA blocks; the iCE40UP5K has {SPRAM_BLOCKS} (take "
+                            f"fewer lanes)")
     if not isinstance(debug_events, bool):
         raise UserError(f"debug_events must be True or False, got {debug_events!r}")
 
@@ -77,9 +89,11 @@ class Accelerator(wiring.Component):
     events_per_cycle : int
         Input events the first hidden layer integrates per cycle (walkers of the scheduler,
         weight banks of the layer); at most ``pixels_per_beat``.
-    weight_storage : ``"rom"`` or ``"ram"``
+    weight_storage : ``"rom"``, ``"ram"`` or ``"spram"``
         ``"ram"`` makes every weight and threshold writable at run time through
-        ``i_weights`` (see :mod:`.weight_loader`).
+        ``i_weights`` (see :mod:`.weight_loader`); ``"spram"`` too, with the first layer's
+        columns in the iCE40UP5K's SB_SPRAM256KA blocks (:mod:`.spram`), which have no
+        initial contents: its weights must be loaded before the first image.
     debug_events : bool
         Add the hidden spike event stream ``o_debug`` (see :mod:`.debug_events`).
 
@@ -90,7 +104,7 @@ class Accelerator(wiring.Component):
     i_pixels : ``In(stream.Signature(pixel_beat_layout(pixels_per_beat)))``
     o_results : ``Out(stream.Signature(result_layout(n_classes)))``
     i_weights : ``In(stream.Signature(weight_word_layout(weight_fields)))``, only with
-        ``weight_storage="ram"``
+        run-time weights
     o_debug : ``Out(stream.Signature(debug_event_layout(hidden_sizes)))``, only with
         ``debug_events``: every hidden spike, image by image (this may stall the computation;
         results stay exact, cycle counts then differ from the cycle model)
@@ -109,10 +123,11 @@ class Accelerator(wiring.Component):
         self._events_per_cycle = events_per_cycle
         self._weight_storage = weight_storage
         self._debug_events = debug_events
-        fields = self.weight_fields if weight_storage == "ram" else None
+        fields = self.weight_fields if self.writable_weights else None
         self._framer = PixelFramer(network.n_inputs, pixels_per_beat)
         self._event_layer = EventLayer(network.layers[0], self._lanes,
-                                       events_per_cycle=events_per_cycle, weight_fields=fields)
+                                       events_per_cycle=events_per_cycle, weight_fields=fields,
+                                       spram=weight_storage == "spram")
         # After a folded first layer, the next layer takes its spikes a lane group at a time.
         input_lanes = self._lanes if self._event_layer.folded else None
         self._vector_layers = []
@@ -129,7 +144,7 @@ class Accelerator(wiring.Component):
             "i_pixels": In(stream.Signature(pixel_beat_layout(pixels_per_beat))),
             "o_results": Out(stream.Signature(result_layout(network.n_classes))),
         }
-        if weight_storage == "ram":
+        if self.writable_weights:
             members["i_weights"] = In(stream.Signature(weight_word_layout(self.weight_fields)))
         if debug_events:
             members["o_debug"] = Out(stream.Signature(debug_event_layout(self.hidden_sizes)))
@@ -154,6 +169,11 @@ class Accelerator(wiring.Component):
     @property
     def weight_storage(self):
         return self._weight_storage
+
+    @property
+    def writable_weights(self):
+        """Whether the weights are written at run time (``weight_storage`` other than rom)."""
+        return self._weight_storage != "rom"
 
     @property
     def debug_events(self):
@@ -197,7 +217,7 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         network = self._network
-        fields = self.weight_fields if self._weight_storage == "ram" else None
+        fields = self.weight_fields if self.writable_weights else None
         framer = m.submodules.framer = self._framer
         event_layer = m.submodules.event_layer = self._event_layer
         scheduler = m.submodules.scheduler = self._scheduler
@@ -283,7 +303,7 @@ class TopLevel(wiring.Component):
     dbg_axis_tdata, dbg_axis_tvalid, dbg_axis_tready
         Only with ``debug_events``: hidden spike events (``packing.debug_event_fields``).
     w_axis_tdata, w_axis_tvalid, w_axis_tready, w_axis_tlast
-        Only with ``weight_storage="ram"``: weight-load words
+        Only with run-time weights (``weight_storage`` ram or spram): weight-load words
         (``packing.weight_stream_fields``), ``tlast`` on a weight frame's last word.
 
     Every ``TDATA`` is whole bytes (``packing.tdata_width``): the word in the low bits, the
@@ -312,7 +332,7 @@ class TopLevel(wiring.Component):
                 "dbg_axis_tvalid": Out(1),
                 "dbg_axis_tready": In(1),
             })
-        if accelerator.weight_storage == "ram":
+        if accelerator.writable_weights:
             members.update({
                 "w_axis_tdata": In(packing.tdata_width(
                     sum(width for _, width in accelerator.weight_fields))),
@@ -340,7 +360,7 @@ class TopLevel(wiring.Component):
                 self.dbg_axis_tvalid.eq(core.o_debug.valid),
                 core.o_debug.ready.eq(self.dbg_axis_tready),
             ]
-        if self.accelerator.weight_storage == "ram":
+        if self.accelerator.writable_weights:
             word_width = sum(width for _, width in self.accelerator.weight_fields)
             m.d.comb += [
                 core.i_weights.payload.as_value()[:word_width].eq(self.w_axis_tdata[:word_width]),

@@ -309,7 +309,8 @@ class TB:
         self.ports = [self.source, self.sink]
         self.sinks = [self.sink]
         self.weights = None
-        if env.weight_storage == "ram":
+        self.weights_loaded = False
+        if env.weight_storage != "rom":
             self.weights = StreamSource(dut.w_axis_tvalid, dut.w_axis_tready, dut.w_axis_tdata,
                                         dut.w_axis_tlast)
             self.ports.append(self.weights)
@@ -370,6 +371,14 @@ class TB:
         self.in_reset = False
         self.source.first_accept_cycle = None
         await RisingEdge(self.dut.clk)
+        if self.env.weight_storage == "spram" and not self.weights_loaded:
+            # SPRAM has no initial contents: the network goes in before the first image (it
+            # stays through later resets). The accelerator is idle again once it is taken.
+            env = self.env
+            self.load_network(packing.weight_stream_beats(env.network, env.lanes,
+                                                          env.events_per_cycle))
+            await self.wait_source_idle(self.weights)
+            self.weights_loaded = True
 
     def send_images(self, images, network=None, first_index=0):
         """Queue images (uint8 ``(n, n_inputs)``) and expect the golden results of ``network``

@@ -231,7 +231,7 @@ async def weight_reload(dut, idle):
     from bs4nn.model.network import Layer, Network
 
     env = load_environment()
-    assert env.weight_storage == "ram", "weight_reload needs a design with weight_storage='ram'"
+    assert env.weight_storage != "rom", "weight_reload needs a design with run-time weights"
     rng = np.random.default_rng(env.seed)
     first = env.network
     second = stimulus.random_network(rng, first.sizes)
@@ -352,6 +352,18 @@ def test_weight_reload_icarus(require_tool):
     _run(_small_network((36, 20, 8)), SimConfig(simulator="icarus", lanes=8, pixels_per_beat=8,
                                                 events_per_cycle=2, weight_storage="ram"),
          "weight_reload", n=4)
+
+
+@rtlsim
+@pytest.mark.xdist_group("icarus-options")
+def test_spram_weights_icarus(require_tool):
+    from bs4nn.sim.runner import SimConfig
+
+    require_tool("icarus")
+    # The iCE40UP5K configuration: weights in SB_SPRAM256KA blocks (Yosys's model), loaded
+    # through w_axis before the first image; folded, the compact scheduler.
+    _run(_small_network(), SimConfig(simulator="icarus", lanes=8, pixels_per_beat=1,
+                                     weight_storage="spram"), "random_images", n=6)
 
 
 @rtlsim

@@ -81,14 +81,21 @@ EVENTS_PER_CYCLE = ()
 FAST_PIXELS_PER_BEAT = 16
 
 
-def configurations(lanes, pixels_per_beat, events_per_cycle=()):
+#: LANES of the default report's smallest configurations, each at one pixel per beat (folded,
+#: with the compact scheduler).
+COMPACT_LANES = (16, 64)
+
+
+def configurations(lanes, pixels_per_beat, events_per_cycle=(), compact_lanes=()):
     """``(lanes, pixels_per_beat, events_per_cycle)`` triples: every LANES at the first pixels
     per beat, then every pixels per beat at the last LANES (one event per cycle), then every
-    events per cycle at the last LANES and :data:`FAST_PIXELS_PER_BEAT`, without repeats."""
+    events per cycle at the last LANES and :data:`FAST_PIXELS_PER_BEAT`, then every compact
+    LANES at one pixel per beat, without repeats."""
     return list(dict.fromkeys([(n, pixels_per_beat[0], 1) for n in lanes]
                               + [(lanes[-1], ppb, 1) for ppb in pixels_per_beat]
                               + [(lanes[-1], FAST_PIXELS_PER_BEAT, e)
-                                 for e in events_per_cycle]))
+                                 for e in events_per_cycle]
+                              + [(n, 1, 1) for n in compact_lanes]))
 
 
 def work_dir_name(lanes, pixels_per_beat, events_per_cycle):

@@ -124,7 +124,7 @@ class SimConfig:
     def tag(self):
         parts = [self.simulator, f"l{self.lanes}", f"p{self.pixels_per_beat}",
                  f"e{self.events_per_cycle}"]
-        parts += ["ram"] if self.weight_storage == "ram" else []
+        parts += [self.weight_storage] if self.weight_storage != "rom" else []
         parts += ["dbg"] if self.debug_events else []
         parts += ["waves"] if self.waves else []
         parts += ["quick"] if self.quick_build and self.simulator == "verilator" else []
@@ -224,6 +224,9 @@ def _build_simulator(directory, config, verilog_path, log):
     runner = get_runner(config.simulator)
     args = VERILATOR_ARGS if config.simulator == "verilator" else ICARUS_ARGS
     sources = ([LINT_WAIVERS] if config.simulator == "verilator" else []) + [verilog_path]
+    if config.weight_storage == "spram":
+        # The SB_SPRAM256KA instances run on Yosys's own simulation model of the primitive.
+        sources.append(toolchain.ice40_primitive_model("SB_SPRAM256KA", directory))
     stamp_path = directory / "build.stamp"
     stamp = hashlib.sha256(json.dumps({
         "sources": [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources],

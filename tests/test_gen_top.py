@@ -98,12 +98,14 @@ def test_result_word_layout():
     ({"lanes": -2}, "lanes must be between 1 and 8 (or 0 for all 8), got -2"),
     ({"lanes": True}, "lanes must be between 1 and 8 (or 0 for all 8), got True"),
     ({"pixels_per_beat": 3}, "pixels_per_beat must be one of 1, 2, 4, 8, 16, got 3"),
-    ({"weight_storage": "flash"}, "weight_storage must be one of rom, ram, got 'flash'"),
+    ({"weight_storage": "flash"}, "weight_storage must be one of rom, ram, spram, got 'flash'"),
     ({"pixels_per_beat": 4, "events_per_cycle": 8},
      "events_per_cycle must be one of 1, 2, 4, 8, 16 and at most pixels_per_beat (4), got 8"),
     ({"events_per_cycle": 3},
      "events_per_cycle must be one of 1, 2, 4, 8, 16 and at most pixels_per_beat (8), got 3"),
     ({"debug_events": 1}, "debug_events must be True or False, got 1"),
+    ({"weight_storage": "spram", "events_per_cycle": 2},
+     "weight_storage='spram' takes one event per cycle, got events_per_cycle=2"),
 ])
 def test_parameter_errors(kwargs, message):
     """The one parameter check, behind the Accelerator, ``generate`` and the cycle model."""
@@ -134,3 +136,14 @@ def test_schedule_is_derived_from_the_blocks():
 
     assert schedule.load_to_start == BankLoader.load_to_full + StepFinder.full_to_ready
     assert schedule.finish_to_start == StepFinder.finish_to_ready
+
+
+def test_spram_blocks_bound_the_lanes():
+    """The first layer's columns must fit the UP5K's four SB_SPRAM256KA blocks."""
+    network = random_network(np.random.default_rng(0), (784, 600, 10))
+    Accelerator(network, lanes=64, pixels_per_beat=1, weight_storage="spram")
+    with pytest.raises(UserError) as info:
+        Accelerator(network, lanes=128, pixels_per_beat=1, weight_storage="spram")
+    assert str(info.value) == (
+        "weight_storage='spram': the first layer's 3,920 words of 128 bits (lanes=128) need 8 "
+        "SB_SPRAM256KA blocks; the iCE40UP5K has 4 (take fewer lanes)")

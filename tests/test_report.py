@@ -81,12 +81,14 @@ def test_bad_configurations_are_refused_before_any_tool_runs(tmp_path, capsys, a
     assert not out.exists()
 
 
-def test_configurations_sweep_lanes_then_pixels_per_beat_then_events_without_repeats():
+def test_configurations_sweep_lanes_then_pixels_per_beat_then_events_then_compact():
     assert report.configurations([16, 600], [8, 4]) == [(16, 8, 1), (600, 8, 1), (600, 4, 1)]
     assert report.configurations([600], [16], [1, 4]) == [(600, 16, 1), (600, 16, 4)]
     assert report.configurations(list(report.LANES), list(report.PIXELS_PER_BEAT),
                                  [4]) == [
         (16, 8, 1), (64, 8, 1), (150, 8, 1), (600, 8, 1), (600, 4, 1), (600, 16, 4)]
+    assert report.configurations([600], [8], [], [16, 64]) == [
+        (600, 8, 1), (16, 1, 1), (64, 1, 1)]
     assert report.work_dir_name(600, 16, 4) == "lanes600_ppb16_e4"
     assert report.work_dir_name(16, 8, 1) == "lanes16_ppb8"
 

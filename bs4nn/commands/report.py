@@ -25,6 +25,10 @@ def add_arguments(parser):
                         help=f"each at the last --lanes and {report.FAST_PIXELS_PER_BEAT} "
                              f"pixels per beat (the others take one event per cycle; "
                              f"default: none)")
+    parser.add_argument("--compact-lanes", type=int, nargs="*",
+                        default=list(report.COMPACT_LANES),
+                        help="each at one pixel per beat: folded, with the compact scheduler "
+                             f"(default: {' '.join(map(str, report.COMPACT_LANES))})")
     parser.add_argument("--jobs", type=int, default=None,
                         help="configurations implemented at once on this machine (default: "
                              "one per CPU)")
@@ -51,9 +55,11 @@ def run(args):
     network, images, _ = load_matching(args.weights, "mnist", "test")
     # Checked before any tool starts (a worker's error would wait for the others to finish).
     n_hidden = network.layers[0].n_out
-    for lanes in args.lanes:
-        if not 1 <= lanes <= n_hidden:
-            raise UserError(f"--lanes: each must be between 1 and {n_hidden}, got {lanes}")
+    for option in ("lanes", "compact_lanes"):
+        for lanes in getattr(args, option):
+            if not 1 <= lanes <= n_hidden:
+                raise UserError(f"--{option.replace('_', '-')}: each must be between 1 and "
+                                f"{n_hidden}, got {lanes}")
     for ppb in args.pixels_per_beat:
         if ppb not in PIXELS_PER_BEAT_CHOICES:
             raise UserError(f"--pixels-per-beat: each must be one of "
@@ -68,7 +74,7 @@ def run(args):
         raise UserError("--jobs is for a Ray started here; a cluster (--address) runs as "
                         "many configurations as it has CPUs")
     configurations = report.configurations(args.lanes, args.pixels_per_beat,
-                                           args.events_per_cycle)
+                                           args.events_per_cycle, args.compact_lanes)
     out_dir = Path(args.out_dir or ("build/report" if args.device == report.DEFAULT_DEVICE
                                     else f"build/report-{args.device}"))
     rows = report.write_report(network, images, out_dir, configurations, jobs=args.jobs,

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from bs4nn.gen.top import WEIGHT_STORAGE_CHOICES
 from bs4nn.model import data
 from bs4nn.model.errors import UserError
 from bs4nn.model.evaluation import PREDICTIONS_HEADER
@@ -34,6 +35,10 @@ def add_arguments(parser):
                         help="counters of the first hidden layer (0: one per neuron)")
     parser.add_argument("--pixels-per-beat", type=int, default=8)
     add_events_per_cycle_argument(parser)
+    parser.add_argument("--weight-storage", default=None, choices=WEIGHT_STORAGE_CHOICES,
+                        help="rom (default), ram (writable, initialised) or spram (iCE40 "
+                             "SB_SPRAM256KA, loaded through w_axis before the first image); "
+                             "weight_reload takes ram unless told")
     parser.add_argument("--predictions", default=None,
                         help=f"mnist_inference: write {PREDICTIONS_HEADER}")
     parser.add_argument("--networks", type=int, default=4,
@@ -85,6 +90,11 @@ def _check_options(args):
         raise UserError("--predictions applies to mnist_inference only")
     if args.waves and args.test == "random_networks":
         raise UserError("--waves is not offered for random_networks (run a single case)")
+    test = runner.TESTS[args.test]
+    if args.weight_storage == "rom" and test.weight_storage:
+        raise UserError(f"{args.test} needs run-time weights (--weight-storage ram or spram)")
+    if args.weight_storage is not None and (test.board or args.test == "random_networks"):
+        raise UserError(f"--weight-storage does not apply to {args.test}")
 
 
 def _run_random_networks(args, seed):
@@ -115,7 +125,8 @@ def run(args):
     config = runner.SimConfig(simulator=args.simulator, lanes=args.lanes,
                               pixels_per_beat=args.pixels_per_beat,
                               events_per_cycle=args.events_per_cycle,
-                              weight_storage=test.weight_storage or "rom",
+                              weight_storage=args.weight_storage or test.weight_storage
+                              or "rom",
                               debug_events=test.debug_events, waves=args.waves,
                               quick_build=args.quick_build,
                               board_clocks_per_bit=runner.BOARD_CLOCKS_PER_BIT if test.board
