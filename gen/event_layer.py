@@ -245,10 +245,11 @@ class EventLayer(LayerComponent):
 
         Words ``0 .. G - 1`` hold each group's counters and fired flags; words
         ``G .. 2G - 1`` hold their initial values (``-(threshold + 1)``, not fired), which the
-        weight-load stream writes in RAM mode. A start token marks every group stale; a stale
-        group is read from its initial word. Each token reads its group's word in stage A and
-        writes it back in stage B, so the lane groups, which take turns (``G >= 2``), never
-        read a word in the cycle it is written.
+        weight-load stream writes in RAM mode. An image's first round visits the groups in
+        order (``0 .. G - 1``, right after its start token), so its tokens read the initial
+        words and every later token its group's own word. Each token reads its group's word in
+        stage A and writes it back in stage B, so the lane groups, which take turns
+        (``G >= 2``), never read a word in the cycle it is written.
         """
         layer, lanes, groups = self._layer, self._lanes, self.groups
         shape = counter_shape(layer.n_in)
@@ -258,14 +259,12 @@ class EventLayer(LayerComponent):
         read = state.read_port()
         write = state.write_port(granularity=lane_bits)
         event, valid = self.i_events.payload, self.i_events.valid
-        # A bit for every value of the group field (lint: the write covers every case).
-        stale = Signal(1 << len(event.group), init=-1)
-        m.d.comb += read.addr.eq(Mux(stale.bit_select(event.group, 1), groups + event.group,
-                                     event.group))
+        first_round = Signal()
+        m.d.comb += read.addr.eq(Mux(first_round, groups + event.group, event.group))
         with m.If(valid & event.start):
-            m.d.sync += stale.eq(-1)
-        with m.Elif(valid):
-            m.d.sync += stale.bit_select(event.group, 1).eq(0)
+            m.d.sync += first_round.eq(1)
+        with m.Elif(valid & (event.group == groups - 1)):
+            m.d.sync += first_round.eq(0)
 
         # Stage B: add, compare at the step's end, write back.
         updated, crossed, was_fired = [], Signal(lanes), Signal(lanes)
