@@ -170,7 +170,7 @@ class FrameReceiver(wiring.Component):
             word_index = Signal(range(self._weight_words))
             byte_index = Signal(range(n_bytes))
             word = Signal(data.ArrayLayout(8, n_bytes))
-            #: A word of this frame has gone to the accelerator / its last one has.
+            # A word of this frame has gone to the accelerator / its last one has.
             began, ended = Signal(), Signal()
             overrun = Signal()
             # Not reset, like the weights it speaks for; clear at power-up (protocol).

@@ -131,8 +131,10 @@ def reply_frame_bytes(n_classes):
 
 def reply_frame(n_classes, sequence, status, result=None):
     """The reply frame the board sends; ``result`` (a dict of ``packing.result_fields``) only
-    with :data:`STATUS_OK` (an error reply carries a zero result word)."""
-    word = packing.pack_result(n_classes, **result) if status == STATUS_OK else 0
+    with :data:`STATUS_OK` (an error reply, and the reply to a weight frame, ``result`` None,
+    carry a zero result word)."""
+    word = (packing.pack_result(n_classes, **result)
+            if status == STATUS_OK and result is not None else 0)
     body = bytes([sequence, status]) + word.to_bytes(result_bytes(n_classes), "little")
     return bytes([REPLY_SYNC]) + body + crc16(body).to_bytes(CRC_BYTES, "little")
 
