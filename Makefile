@@ -107,7 +107,8 @@ formal: $(STAMP)
 	$(RUN) formal
 
 bitstream: $(STAMP)
-	$(RUN) bitstream --board $(BOARD) $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(RUN) bitstream --board $(BOARD) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+		$(if $(WEIGHT_STORAGE),--weight-storage $(WEIGHT_STORAGE))
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -4,8 +4,9 @@
 clock, simulated as the Verilog module ``bs4nn_board``) and :class:`BoardTop` (the core behind
 a board's oscillator, PLL, UART and LEDs, for Amaranth's platform files).
 
-    rx → UARTReceiver → ImageReceiver ─beats→ Accelerator ─results→ ReplySender → UARTTransmitter
-                              └─status→ status queue ───────────────────┘                 → tx
+    rx → UARTReceiver → FrameReceiver ─beats→ Accelerator ─results→ ReplySender → UARTTransmitter
+                              ├─words─────↗ (run-time weights)       ↑                    → tx
+                              └─status→ status queue ────────────────┘
 """
 
 from dataclasses import dataclass
@@ -22,12 +23,13 @@ from ..model import packing, protocol
 from ..model.errors import UserError
 from .build import Design
 from .layouts import result_layout
-from .link import ImageReceiver, ReplySender, frame_status_layout
+from .link import FrameReceiver, ReplySender, frame_status_layout
 from .top import Accelerator, check_parameters
 from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["BoardCore", "BoardTop", "Board", "BOARDS", "check_fits", "ecp5_pll_dividers",
-           "generate_board_core", "STATUS_QUEUE_DEPTH", "LED_COUNT"]
+           "build_core", "core_parameters", "generate_board_core", "STATUS_QUEUE_DEPTH",
+           "LED_COUNT"]
 
 #: Frame statuses waiting for their results: more than the accelerator's frames in flight.
 STATUS_QUEUE_DEPTH = 8
@@ -40,11 +42,13 @@ class BoardCore(wiring.Component):
     Parameters
     ----------
     accelerator : :class:`~bs4nn.gen.top.Accelerator`
-        With weights in ROM.
+        With weights in ROM, or (any other ``weight_storage``) weights written at run time
+        through its ``i_weights``: then the core takes weight frames too, and answers image
+        frames only once a good one has arrived (see :mod:`bs4nn.model.protocol`).
     clocks_per_bit : int
         Clock cycles per UART bit (the clock over the baud rate).
     timeout_cycles : int
-        Cycles without a byte after which an image frame counts as truncated.
+        Cycles without a byte after which a frame counts as truncated.
 
     Members
     -------
@@ -53,21 +57,25 @@ class BoardCore(wiring.Component):
     tx : ``Out(1)``
         UART output pin, idle high.
     leds : ``Out(8)``
-        The last reply: its class in the low bits (``packing.class_width``), bit 6 toggles at
-        every reply, bit 7 is set when it was an error reply.
+        The last reply: its class in the low bits (``packing.class_width``; 0 after a weight
+        frame's reply), bit 6 toggles at every reply, bit 7 is set when it was an error reply;
+        with run-time weights, bit 5 is the *weights good* flag.
     """
 
     def __init__(self, accelerator, *, clocks_per_bit, timeout_cycles):
         if not isinstance(accelerator, Accelerator):
             raise TypeError(f"accelerator must be an Accelerator, got {accelerator!r}")
-        if accelerator.weight_storage != "rom":
-            raise ValueError("the board core needs weight_storage='rom' (no weight upload)")
         network = accelerator.network
         self.accelerator = accelerator
         self._uart_rx = UARTReceiver(clocks_per_bit)
         self._uart_tx = UARTTransmitter(clocks_per_bit)
-        self._receiver = ImageReceiver(network.n_inputs, accelerator.pixels_per_beat,
-                                       timeout_cycles)
+        weights = {}
+        if self.weight_upload:
+            weights = {"weight_fields": accelerator.weight_fields,
+                       "weight_words": len(packing.weight_stream_beats(
+                           network, accelerator.lanes, accelerator.events_per_cycle))}
+        self._receiver = FrameReceiver(network.n_inputs, accelerator.pixels_per_beat,
+                                       timeout_cycles, **weights)
         self._sender = ReplySender(network.n_classes)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(LED_COUNT)})
 
@@ -78,6 +86,16 @@ class BoardCore(wiring.Component):
     @property
     def timeout_cycles(self):
         return self._receiver.timeout_cycles
+
+    @property
+    def weight_upload(self):
+        """Whether the core takes weight frames: every ``weight_storage`` but ``"rom"``."""
+        return self.accelerator.weight_storage != "rom"
+
+    @property
+    def weight_words(self):
+        """Words in a weight frame (0 without weight upload)."""
+        return self._receiver.weight_words
 
     def elaborate(self, platform):
         m = Module()
@@ -92,6 +110,9 @@ class BoardCore(wiring.Component):
         m.d.comb += [uart_rx.i_rx.eq(self.rx), self.tx.eq(uart_tx.o_tx)]
         wiring.connect(m, uart_rx.o_bytes, receiver.i_bytes)
         wiring.connect(m, receiver.o_beats, core.i_pixels)
+        if self.weight_upload:
+            wiring.connect(m, receiver.o_words, core.i_weights)
+            m.d.comb += self.leds[5].eq(receiver.o_weights_good)
         wiring.connect(m, core.o_results, sender.i_results)
         wiring.connect(m, sender.o_bytes, uart_tx.i_bytes)
         # The FIFO's streams carry plain bits, the status stream a layout: joined by hand.
@@ -106,9 +127,10 @@ class BoardCore(wiring.Component):
 
         results, status = sender.i_results, sender.i_status
         width = packing.class_width(self.accelerator.network.n_classes)
-        with m.If(results.valid & results.ready):
+        with m.If(status.valid & status.ready):
             ok = status.payload.status == protocol.STATUS_OK
-            m.d.sync += [self.leds[:width].eq(results.payload.predicted & ok.replicate(width)),
+            shown = ok & ~status.payload.weights
+            m.d.sync += [self.leds[:width].eq(results.payload.predicted & shown.replicate(width)),
                          self.leds[6].eq(~self.leds[6]), self.leds[7].eq(~ok)]
         return m
 
@@ -129,6 +151,9 @@ class Board:
     #: Weight ROM bits the FPGA's block RAM holds.
     block_ram_bits: int
     leds: int
+    #: Where the board build keeps its weights (``Accelerator`` ``weight_storage``); every value
+    #: but ``"rom"`` loads them over the link after power-up (``bs4nn board run`` sends them).
+    weight_storage: str = "rom"
 
     @property
     def clocks_per_bit(self):
@@ -149,8 +174,10 @@ class Board:
 BOARDS = {
     "ulx3s-85f": Board("ulx3s-85f", "ULX3S_85F_Platform", "ecp5", 25_000_000, 30_000_000,
                        3_000_000, "openFPGALoader -b ulx3s", 208 * 18 * 1024, 8),
+    # The one place to switch the iCEBreaker to its SPRAM once the generator has
+    # weight_storage="spram" (then also drop the refusal in check_fits).
     "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "ice40", 12_000_000, 12_000_000,
-                        1_000_000, "iceprog", 30 * 4096, 2),
+                        1_000_000, "iceprog", 30 * 4096, 2, weight_storage="rom"),
 }
 
 #: A frame that stops for this long is closed as truncated (USB-serial bridges send in
@@ -247,36 +274,47 @@ class BoardTop(Elaboratable):
 
 
 def build_core(network, *, clocks_per_bit, timeout_cycles, lanes=0, pixels_per_beat=8,
-               events_per_cycle=1):
+               events_per_cycle=1, weight_storage="rom"):
     """A :class:`BoardCore` for ``network`` (parameters checked first)."""
-    check_parameters(network, lanes, pixels_per_beat, events_per_cycle=events_per_cycle)
+    check_parameters(network, lanes, pixels_per_beat, weight_storage,
+                     events_per_cycle=events_per_cycle)
     for name, value in (("clocks_per_bit", clocks_per_bit), ("timeout_cycles", timeout_cycles)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{name} must be a positive integer, got {value!r}")
     accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                              events_per_cycle=events_per_cycle)
+                              events_per_cycle=events_per_cycle, weight_storage=weight_storage)
     return BoardCore(accelerator, clocks_per_bit=clocks_per_bit, timeout_cycles=timeout_cycles)
 
 
+def core_parameters(core):
+    """The generator parameters of a :class:`BoardCore`, as its design description (and a board
+    build's ``summary.json``) lists them: what the host needs to talk to it."""
+    accelerator = core.accelerator
+    network = accelerator.network
+    return {"lanes": accelerator.lanes, "pixels_per_beat": accelerator.pixels_per_beat,
+            "events_per_cycle": accelerator.events_per_cycle,
+            "weight_storage": accelerator.weight_storage, "debug_events": False,
+            "sizes": network.sizes, "n_inputs": network.n_inputs,
+            "n_classes": network.n_classes}
+
+
 def generate_board_core(network, *, clocks_per_bit, timeout_cycles, lanes=0, pixels_per_beat=8,
-                        events_per_cycle=1):
+                        events_per_cycle=1, weight_storage="rom"):
     """The Verilog module ``bs4nn_board`` (ports ``clk``, ``rst``, ``rx``, ``tx``, ``leds``)
     of :class:`BoardCore`, with its description: a :class:`~bs4nn.gen.build.Design`."""
     core = build_core(network, clocks_per_bit=clocks_per_bit, timeout_cycles=timeout_cycles,
                       lanes=lanes, pixels_per_beat=pixels_per_beat,
-                      events_per_cycle=events_per_cycle)
+                      events_per_cycle=events_per_cycle, weight_storage=weight_storage)
     text = verilog.convert(core, name="bs4nn_board", emit_src=False)
     accelerator = core.accelerator
     info = {
         "module": "bs4nn_board",
         "network": network.describe(),
-        "parameters": {"lanes": accelerator.lanes, "pixels_per_beat": pixels_per_beat,
-                       "events_per_cycle": events_per_cycle, "weight_storage": "rom",
-                       "debug_events": False,
-                       "n_inputs": network.n_inputs, "n_classes": network.n_classes},
+        "parameters": core_parameters(core),
         "link": {"clocks_per_bit": clocks_per_bit, "timeout_cycles": timeout_cycles,
                  "status_queue_depth": STATUS_QUEUE_DEPTH,
-                 "result_layout_bits": result_layout(network.n_classes).size},
+                 "result_layout_bits": result_layout(network.n_classes).size,
+                 "weight_words": core.weight_words},
         "schedule": accelerator.schedule.as_dict(),
     }
     return Design(text, info)

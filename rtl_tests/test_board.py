@@ -8,7 +8,11 @@ go onto the ``rx`` pin bit by bit; the ``tx`` pin is read bit by bit into
 golden model (``bs4nn.model.inference.infer``): good frames give their image's result, a
 frame with a corrupted byte or cut short gives an error reply with a zero result, and the
 frame after each bad one is answered correctly. The test ends by asserting that nothing else
-came out of ``tx``. ``board_host`` runs the host program itself against the core.
+came out of ``tx``. ``board_weights`` (a core with run-time weights) sends weight frames from
+``protocol.weights_frame``: images before good weights, and after a corrupted weight frame, are
+answered "no weights"; after a good one, with the uploaded network, not the one the core was
+built with. ``board_host`` runs the host program itself against the core (for run-time weights
+it sends the weight frame first).
 """
 
 import os
@@ -24,7 +28,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
 from bs4nn.model import protocol
-from bs4nn.sim.stimulus import ERROR_RESULT, expected_results
+from bs4nn.sim.stimulus import ERROR_RESULT, expected_results, random_images, random_network
 
 
 class UARTLine:
@@ -157,6 +161,94 @@ async def board_link(dut):
         f"stray bytes on tx: {decoder.discarded} discarded, {len(decoder.buffer)} left")
 
 
+async def _exchange(dut, env, line, chunks, n_replies, extra_cycles=0):
+    """Send ``chunks`` on ``rx`` (``None``: idle past the timeout) and collect ``n_replies``
+    replies from ``tx``, then wait to see that nothing else comes. Returns the replies, the
+    decoder and the wall time."""
+    link = env.design["info"]["link"]
+    cpb, timeout = link["clocks_per_bit"], link["timeout_cycles"]
+    decoder = protocol.ReplyDecoder(env.network.n_classes)
+    replies = []
+
+    def on_byte(byte):
+        replies.extend(decoder.feed([byte]))
+
+    receiver = cocotb.start_soon(line.receive(on_byte))
+    started = time.perf_counter()
+    for chunk in chunks:
+        if chunk is None:
+            await ClockCycles(dut.clk, 2 * timeout)
+        else:
+            await line.send(chunk)
+    reply_cycles = 10 * cpb * protocol.reply_frame_bytes(env.network.n_classes)
+
+    async def all_replies():
+        while len(replies) < n_replies:
+            await ClockCycles(dut.clk, reply_cycles)
+
+    await with_timeout(all_replies(), (20 * reply_cycles + 100_000 + extra_cycles) * PERIOD_NS,
+                       "ns")
+    await ClockCycles(dut.clk, 4 * reply_cycles)  # nothing else may come
+    receiver.cancel()
+    return replies, decoder, time.perf_counter() - started
+
+
+@cocotb.test()
+async def board_weights(dut):
+    """Run-time weights over the UART: none at power-up, a corrupted weight frame, a good one,
+    then random images checked against the golden model of the uploaded network."""
+    env = load_environment()
+    parameters = env.design["info"]["parameters"]
+    if parameters["weight_storage"] == "rom":
+        cocotb.log.info("board_weights: the core keeps its weights in ROM; nothing to upload")
+        return
+    lanes, events = parameters["lanes"], parameters["events_per_cycle"]
+    cpb = env.design["info"]["link"]["clocks_per_bit"]
+    n = env.n or 4
+    rng = np.random.default_rng(env.seed)
+    uploaded = random_network(rng, env.network.sizes)
+    images = random_images(rng, n, env.network.n_inputs)
+    weights = protocol.weights_frame(1, uploaded, lanes, events)
+    corrupted = bytearray(protocol.weights_frame(2, uploaded, lanes, events))
+    spoiled = 2 + int(rng.integers(len(corrupted) - 4))
+    corrupted[spoiled] ^= 1 << int(rng.integers(8))
+    frames = [protocol.image_frame(k, image) for k, image in enumerate(images)]
+    # Image 0 before any weights, image 1 after the corrupted weight frame: no weights.
+    chunks = [frames[0], bytes(corrupted), frames[1 % n], weights, *frames[2:]]
+    none, ok = protocol.STATUS_NO_WEIGHTS, protocol.STATUS_OK
+    expected = [(0, none, None), (2, protocol.STATUS_BAD_CHECKSUM, None), (1 % n, none, None),
+                (1, ok, None), *((k, ok, k) for k in range(2, n))]
+    results = expected_results(uploaded, images)
+    cocotb.log.info(f"board_weights: seed {env.seed}, {env.network.describe()} uploaded as "
+                    f"{len(weights):,}-byte weight frames (byte {spoiled} spoiled in one), "
+                    f"{n} images, {cpb} clocks per bit")
+
+    line = await _start(dut, cpb)
+    frame_cycles = 10 * cpb * len(weights)
+    replies, decoder, wall = await _exchange(dut, env, line, chunks, len(expected),
+                                             extra_cycles=2 * frame_cycles)
+    errors = []
+    for k, (reply, (sequence, status, index)) in enumerate(zip(replies, expected, strict=False)):
+        want = results[index] if index is not None else dict.fromkeys(ERROR_RESULT, 0)
+        if (reply.sequence, reply.status, reply.result) != (sequence, status, want):
+            errors.append(f"reply {k}: got seq {reply.sequence} "
+                          f"{protocol.STATUS_NAMES.get(reply.status)} {reply.result}, "
+                          f"expected seq {sequence} {protocol.STATUS_NAMES[status]} {want}")
+    for message in errors[:10]:
+        cocotb.log.error(message)
+    built = expected_results(env.network, images)
+    differ = sum(results[k] != built[k] for k in range(2, n))
+    record_summary(env, (
+        f"board_weights: {len(expected) - len(errors)}/{len(expected)} replies as expected "
+        f"over the UART (a corrupted weight frame answered 'bad checksum', images before good "
+        f"weights 'no weights', {n - 2} images == the uploaded network's model, {differ} of "
+        f"them differing from the built-in network's), {wall:.1f} s, seed {env.seed}"))
+    assert not errors, f"{len(errors)} replies differ"
+    assert len(replies) == len(expected), f"{len(replies)} replies for {len(expected)} frames"
+    assert decoder.discarded == 0 and not decoder.buffer, (
+        f"stray bytes on tx: {decoder.discarded} discarded, {len(decoder.buffer)} left")
+
+
 @cocotb.test()
 async def board_host(dut):
     """``bs4nn board run`` itself, in a subprocess, on a pseudo-terminal whose other end is the
@@ -169,7 +261,7 @@ async def board_host(dut):
     os.set_blocking(master, False)
     command = [sys.executable, "-m", "bs4nn.cli", "board", "run", "--port", os.ttyname(slave),
                "--weights", str(os.environ["BS4NN_NETWORK"]), "--n", str(n),
-               "--reply-timeout", "600"]
+               "--design", str(os.environ["BS4NN_DESIGN"]), "--reply-timeout", "600"]
     host = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     cocotb.start_soon(line.receive(lambda byte: os.write(master, bytes([byte]))))
@@ -195,16 +287,29 @@ async def board_host(dut):
 
 # --- pytest wrapper ---------------------------------------------------------------------------
 
+#: The run-time weights build: a small random network, its first layer folded.
+WEIGHTS_SIZES = (40, 24, 10)
+WEIGHTS_LANES = 8
+
+
 @pytest.mark.rtlsim
 @pytest.mark.xdist_group("verilator-board")
-@pytest.mark.parametrize(("name", "n"), [("board_link", 8), ("board_host", 2)])
-def test_board(name, n, require_tool):
+@pytest.mark.parametrize(("name", "n", "weight_storage"),
+                         [("board_link", 8, "rom"), ("board_host", 2, "rom"),
+                          ("board_weights", 4, "ram")])
+def test_board(name, n, weight_storage, require_tool):
     from bs4nn.model.network import DEFAULT_WEIGHTS, Network
     from bs4nn.sim import runner
 
     require_tool("verilator")
-    config = runner.SimConfig(quick_build=True, board_clocks_per_bit=runner.BOARD_CLOCKS_PER_BIT)
-    build = runner.prepare_build(Network.load(DEFAULT_WEIGHTS), config, weights=DEFAULT_WEIGHTS,
+    if weight_storage == "rom":
+        network, weights, lanes = Network.load(DEFAULT_WEIGHTS), DEFAULT_WEIGHTS, 0
+    else:
+        network = random_network(np.random.default_rng(14), WEIGHTS_SIZES)
+        weights, lanes = None, WEIGHTS_LANES
+    config = runner.SimConfig(quick_build=True, board_clocks_per_bit=runner.BOARD_CLOCKS_PER_BIT,
+                              lanes=lanes, weight_storage=weight_storage)
+    build = runner.prepare_build(network, config, weights=weights,
                                  build_root=runner.REPO / "build" / "sim", log=lambda _: None)
     seed = int(np.random.default_rng().integers(1 << 31))
     outcome = runner.run_test(build, name, seed=seed, n=n, quiet=True)

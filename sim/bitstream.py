@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..gen.board import BOARD_TIMEOUT_S, BOARDS, BoardTop, build_core, check_fits
+from ..gen.board import BOARD_TIMEOUT_S, BOARDS, BoardTop, build_core, check_fits, core_parameters
 from ..model.errors import UserError
 from . import implement
 from .toolchain import venv_tool
@@ -78,15 +78,14 @@ def _failure(out_dir):
 
 
 def board_core(board, network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
-               weight_storage="rom"):
-    """The :class:`~bs4nn.gen.board.BoardCore` of ``network`` for ``board``."""
-    if weight_storage != "rom":
-        # The one line to change once the board core loads its weights after power-up.
-        raise UserError(f"{board.name}: the board core takes its weights in ROM only (it has "
-                        f"no weight upload for weight_storage={weight_storage!r} yet)")
+               weight_storage=None):
+    """The :class:`~bs4nn.gen.board.BoardCore` of ``network`` for ``board``, its weights kept as
+    ``weight_storage`` says (default: the board's ``weight_storage``); every value but
+    ``"rom"`` takes them over the link after power-up."""
     return build_core(network, clocks_per_bit=board.clocks_per_bit,
                       timeout_cycles=round(BOARD_TIMEOUT_S * board.clock_hz), lanes=lanes,
-                      pixels_per_beat=pixels_per_beat, events_per_cycle=events_per_cycle)
+                      pixels_per_beat=pixels_per_beat, events_per_cycle=events_per_cycle,
+                      weight_storage=weight_storage or board.weight_storage)
 
 
 def board_plan(board, core, *, frequency_mhz=None):
@@ -135,12 +134,15 @@ def implement_board(board, plan, out_dir):
             **implement.ice40_figures(out_dir / "pnr.json")}
 
 
-def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
+def build_bitstream(board_name, network, out_dir, *, weights=None, weight_storage=None,
+                    log=print):
     """Build ``network`` for the board ``board_name`` into ``out_dir``; returns the summary
-    (also written to ``out_dir/summary.json``): clock, baud, Fmax, utilization, bitstream."""
+    (also written to ``out_dir/summary.json``): clock, baud, the design's parameters (which
+    ``bs4nn board run --design`` reads), Fmax, utilization, bitstream."""
     board = board_named(board_name)
     check_fits(board, network)
-    plan = board_plan(board, board_core(board, network))
+    core = board_core(board, network, weight_storage=weight_storage)
+    plan = board_plan(board, core)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     bitstream = out_dir / f"{NAME}{BITSTREAM_SUFFIX[board.family]}"
@@ -154,6 +156,7 @@ def build_bitstream(board_name, network, out_dir, *, weights=None, log=print):
         "board": board.name, "network": network.describe(), "weights": str(weights),
         "clock_mhz": board.clock_hz / 1e6, "baud": board.baud,
         "clocks_per_bit": board.clocks_per_bit,
+        "parameters": core_parameters(core),
         "fmax_mhz": {name: round(c["achieved"], 1) for name, c in clocks.items()},
         "utilization": {name: value for name, value in report["utilization"].items()
                         if value["used"]},

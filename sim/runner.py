@@ -92,6 +92,11 @@ TESTS = {
     "board_host": SimTest("test_board", "board_host",
                           "bs4nn board run over a pseudo-terminal wired to the board core's "
                           "UART pins (N images)", needs_mnist=True, board=True),
+    "board_weights": SimTest("test_board", "board_weights",
+                             "the board core with run-time weights: a corrupted, then a good "
+                             "weight frame through the UART pins, then N random images vs the "
+                             "golden model of the uploaded network",
+                             weight_storage="ram", board=True),
 }
 
 #: The board core in simulation: UART clocks per bit, and the frame timeout in bit times.
@@ -208,7 +213,7 @@ def _generate(network, config):
                 network, clocks_per_bit=config.board_clocks_per_bit,
                 timeout_cycles=BOARD_TIMEOUT_BITS * config.board_clocks_per_bit,
                 lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
-                events_per_cycle=config.events_per_cycle)
+                events_per_cycle=config.events_per_cycle, weight_storage=config.weight_storage)
         return generate(network, lanes=config.lanes, pixels_per_beat=config.pixels_per_beat,
                         events_per_cycle=config.events_per_cycle,
                         weight_storage=config.weight_storage, debug_events=config.debug_events)

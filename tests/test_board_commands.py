@@ -92,3 +92,94 @@ def test_timing_failure_names_the_slowest_clock():
                        "$glbnet$other": {"achieved": 90.0, "constraint": 25.0}}}
     assert timing_failure(failed) == ("timing not met: clock $glbnet$clk reaches 27.4 MHz, "
                                       "30.0 MHz needed")
+
+
+def test_weights_frame_layout():
+    from bs4nn.model import packing
+    from bs4nn.sim.stimulus import random_network
+
+    network = random_network(np.random.default_rng(3), [40, 24, 10])
+    words = packing.weight_stream_beats(network, 8)
+    size = protocol.weight_word_bytes(network.sizes, 8)
+    fields = packing.weight_stream_fields(network.sizes, 8)
+    assert size == packing.tdata_width(sum(width for _, width in fields)) // 8
+    frame = protocol.weights_frame(5, network, 8)
+    assert len(frame) == protocol.weights_frame_bytes(network, 8) == 2 + len(words) * size + 2
+    assert frame[:2] == bytes([protocol.WEIGHTS_SYNC, 5])
+    assert [int.from_bytes(frame[2 + k * size:2 + (k + 1) * size], "little")
+            for k in range(len(words))] == words
+    assert int.from_bytes(frame[-2:], "little") == protocol.crc16(frame[1:-2])
+
+
+class FakePort:
+    """A serial port that answers every write with ``replies`` (bytes)."""
+
+    def __init__(self, replies):
+        self.replies, self.written, self.pending = replies, b"", b""
+
+    def reset_input_buffer(self):
+        self.pending = b""
+
+    def write(self, data):
+        self.written += data
+        self.pending += self.replies
+
+    def read(self, size):
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (protocol.STATUS_OK, None),
+    (protocol.STATUS_BAD_CHECKSUM, "the board answered the weight frame 'bad checksum'"),
+    (None, "no reply to the weight frame"),
+])
+def test_send_weights_checks_the_reply(status, message):
+    from bs4nn.model.errors import UserError
+    from bs4nn.sim.board_host import DesignParameters, send_weights
+    from bs4nn.sim.stimulus import random_network
+
+    network = random_network(np.random.default_rng(3), [40, 24, 10])
+    design = DesignParameters("ram", 8, 1, (40, 24, 10))
+    reply = b"" if status is None else protocol.reply_frame(10, 0, status)
+    port = FakePort(reply)
+    if message is None:
+        assert send_weights(port, network, design, baud=3_000_000) == len(port.written)
+        assert port.written == protocol.weights_frame(0, network, 8)
+    else:
+        with pytest.raises(UserError, match=message):
+            send_weights(port, network, design, baud=3_000_000, reply_timeout=0.01)
+
+
+def test_send_weights_refuses_another_network_shape():
+    from bs4nn.model.errors import UserError
+    from bs4nn.sim.board_host import DesignParameters, send_weights
+    from bs4nn.sim.stimulus import random_network
+
+    network = random_network(np.random.default_rng(3), [40, 24, 10])
+    with pytest.raises(UserError, match="the design on the board is for a 40-16-10 network, "
+                                        "the weights are 40-24-10"):
+        send_weights(FakePort(b""), network, DesignParameters("ram", 8, 1, (40, 16, 10)),
+                     baud=3_000_000)
+
+
+def test_board_run_with_a_bad_design_file_is_one_line(tmp_path, capsys):
+    design = tmp_path / "summary.json"
+    design.write_text('{"board": "ulx3s-85f"}')
+    assert main(["board", "run", "--port", "/dev/null", "--n", "2", "--design",
+                 str(design)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bs4nn board: error: {design}: not a board design description (its "
+                   f"summary.json): KeyError 'parameters'"]
+
+
+def test_board_core_takes_ram_weights():
+    from bs4nn.gen.board import build_core
+    from bs4nn.model import packing
+    from bs4nn.sim.stimulus import random_network
+
+    network = random_network(np.random.default_rng(3), [40, 24, 10])
+    core = build_core(network, clocks_per_bit=4, timeout_cycles=100, lanes=8,
+                      weight_storage="ram")
+    assert core.weight_upload
+    assert core.weight_words == len(packing.weight_stream_beats(network, 8))
