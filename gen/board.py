@@ -154,6 +154,9 @@ class Board:
     #: Where the board build keeps its weights (``Accelerator`` ``weight_storage``); every value
     #: but ``"rom"`` loads them over the link after power-up (``bs4nn board run`` sends them).
     weight_storage: str = "rom"
+    #: The accelerator's LANES and pixels per beat on this board.
+    lanes: int = 0
+    pixels_per_beat: int = 8
 
     @property
     def clocks_per_bit(self):
@@ -174,10 +177,12 @@ class Board:
 BOARDS = {
     "ulx3s-85f": Board("ulx3s-85f", "ULX3S_85F_Platform", "ecp5", 25_000_000, 30_000_000,
                        3_000_000, "openFPGALoader -b ulx3s", 208 * 18 * 1024, 8),
-    # The one place to switch the iCEBreaker to its SPRAM once the generator has
-    # weight_storage="spram" (then also drop the refusal in check_fits).
+    # The UP5K: the first layer's columns in SPRAM (loaded over the link), folded at 8 lanes
+    # (its counters, the step lists and the output layer's weights fit the 30 EBR), the
+    # compact scheduler at one pixel per beat.
     "icebreaker": Board("icebreaker", "ICEBreakerPlatform", "ice40", 12_000_000, 12_000_000,
-                        1_000_000, "iceprog", 30 * 4096, 2, weight_storage="rom"),
+                        1_000_000, "iceprog", 30 * 4096, 2, weight_storage="spram", lanes=8,
+                        pixels_per_beat=1),
 }
 
 #: A frame that stops for this long is closed as truncated (USB-serial bridges send in
@@ -187,22 +192,12 @@ BOARD_TIMEOUT_S = 0.02
 
 def check_fits(board, network):
     """Raise :class:`UserError` with one line when ``network``'s accelerator cannot be built for
-    ``board``: a weight ROM larger than its block RAM, or (iCE40) memories it cannot map."""
+    ``board``: a weight ROM larger than its block RAM (the SPRAM's limit is checked with the
+    generator's parameters)."""
     rom_bits = network.n_inputs * network.layers[0].n_out
-    needed = f"{network.describe()} network's first-layer weights ({rom_bits:,} bits)"
-    if board.family == "ice40" and rom_bits > board.block_ram_bits:
-        raise UserError(
-            f"{board.name}: the {needed} do not fit the iCE40UP5K's 30 EBR "
-            f"({board.block_ram_bits:,} bits); they would have to live in its SPRAM, and "
-            f"the generator has no UP5K (SPRAM) configuration yet")
-    if board.family == "ice40":
-        # Yosys stops on them ("no valid mapping found for memory ...scheduler.links0").
-        raise UserError(
-            f"{board.name}: the accelerator's scheduler keeps its event links in LUT RAM "
-            f"(asynchronous reads), which the iCE40 does not have, and the generator has no "
-            f"UP5K configuration (block RAM links, weights in SPRAM) yet")
-    if rom_bits > board.block_ram_bits:
-        raise UserError(f"{board.name}: the {needed} exceed its block RAM "
+    if board.weight_storage == "rom" and rom_bits > board.block_ram_bits:
+        raise UserError(f"{board.name}: the {network.describe()} network's first-layer weights "
+                        f"({rom_bits:,} bits) exceed its block RAM "
                         f"({board.block_ram_bits:,} bits)")
 
 

@@ -65,8 +65,7 @@ def check_parameters(network, lanes=0, pixels_per_beat=8, weight_storage="rom",
         if spram_blocks(width, words) > SPRAM_BLOCKS:
             raise UserError(f"weight_storage='spram': the first layer's {words:,} words of "
                             f"{width} bits (lanes={lanes}) need {spram_blocks(width, words)} "
-                            f"SB_SPRAM256KA blocks; the iCE40UP5K has {SPRAM_BLOCKS} (take "
-                            f"fewer lanes)")
+                            f"SB_SPRAM256KA blocks; the iCE40UP5K has {SPRAM_BLOCKS}")
     if not isinstance(debug_events, bool):
         raise UserError(f"debug_events must be True or False, got {debug_events!r}")
 

@@ -77,14 +77,18 @@ def _failure(out_dir):
     return "no error line in the logs"
 
 
-def board_core(board, network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
+def board_core(board, network, *, lanes=None, pixels_per_beat=None, events_per_cycle=1,
                weight_storage=None):
     """The :class:`~bs4nn.gen.board.BoardCore` of ``network`` for ``board``, its weights kept as
     ``weight_storage`` says (default: the board's ``weight_storage``); every value but
-    ``"rom"`` takes them over the link after power-up."""
+    ``"rom"`` takes them over the link after power-up. ``lanes`` and ``pixels_per_beat``
+    default to the board's (its lanes at most the network's hidden neurons)."""
     return build_core(network, clocks_per_bit=board.clocks_per_bit,
-                      timeout_cycles=round(BOARD_TIMEOUT_S * board.clock_hz), lanes=lanes,
-                      pixels_per_beat=pixels_per_beat, events_per_cycle=events_per_cycle,
+                      timeout_cycles=round(BOARD_TIMEOUT_S * board.clock_hz),
+                      lanes=(min(board.lanes, network.layers[0].n_out) if lanes is None
+                             else lanes),
+                      pixels_per_beat=pixels_per_beat or board.pixels_per_beat,
+                      events_per_cycle=events_per_cycle,
                       weight_storage=weight_storage or board.weight_storage)
 
 

@@ -53,14 +53,18 @@ class Device:
     weight_storage: str
     #: The default nextpnr target, MHz.
     frequency: float
+    #: The configurations its report measures by default (None: :func:`configurations` of
+    #: the default LANES, pixels per beat and compact LANES).
+    configurations: tuple | None = None
 
 
 #: The UP5K's 120 kbit of block RAM cannot hold a 784-600 layer's 470 kbit, and its SPRAM has
-#: no initial contents: there the weights are loaded after power-up (``weight_storage="ram"``).
+#: no initial contents: there the weights live in SPRAM, loaded after power-up
+#: (``weight_storage="spram"``), at 8 lanes and one pixel per beat (the iCEBreaker's build).
 DEVICES = {
     "ecp5-85f": Device("ecp5-85f", "LFE5U-85F CABGA381", "rom", 125),
     "ice40-up5k": Device("ice40-up5k", "iCE40UP5K SG48, iCEBreaker board build (UART link "
-                         "included)", "ram", 30),
+                         "included)", "spram", 30, configurations=((8, 1, 1),)),
 }
 DEFAULT_DEVICE = "ecp5-85f"
 #: The board whose top the UP5K rows measure.

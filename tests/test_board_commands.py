@@ -8,13 +8,13 @@ from bs4nn.model import protocol
 from bs4nn.sim.stimulus import ERROR_RESULT
 
 
-def test_the_shipped_network_does_not_fit_the_icebreaker(capsys):
-    assert main(["bitstream", "--board", "icebreaker"]) == 1
+def test_a_network_too_big_for_the_spram_is_refused_on_the_icebreaker(capsys):
+    # The Fashion-MNIST network's first layer, 8 lanes wide: 98,000 words, six SPRAM blocks.
+    assert main(["bitstream", "--board", "icebreaker", "--weights",
+                 "weights/fashion-mnist-784-1000-10.npz"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["bs4nn bitstream: error: icebreaker: the 784-600-10 network's first-layer "
-                   "weights (470,400 bits) do not fit the iCE40UP5K's 30 EBR (122,880 bits); "
-                   "they would have to live in its SPRAM, and the generator has no UP5K (SPRAM) "
-                   "configuration yet"]
+    assert err == ["bs4nn bitstream: error: weight_storage='spram': the first layer's 98,000 "
+                   "words of 8 bits (lanes=8) need 6 SB_SPRAM256KA blocks; the iCE40UP5K has 4"]
 
 
 def test_board_run_without_a_board_is_one_line(tmp_path, capsys):
@@ -59,16 +59,6 @@ def test_reply_decoder_skips_noise_and_corrupted_replies():
 @pytest.mark.parametrize(("baud", "expected"), [(3_000_000, 380.7), (1_000_000, 126.9)])
 def test_link_bound(baud, expected):
     assert protocol.link_images_per_second(baud, 784) == pytest.approx(expected, abs=0.1)
-
-
-def test_a_small_network_is_refused_on_the_icebreaker_for_its_link_memories(tmp_path, capsys):
-    from bs4nn.sim.stimulus import random_network
-
-    path = tmp_path / "small.npz"
-    random_network(np.random.default_rng(1), [784, 16, 10]).save(path)
-    assert main(["bitstream", "--board", "icebreaker", "--weights", str(path)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "keeps its event links in LUT RAM" in err[0]
 
 
 def test_ecp5_pll_dividers():

@@ -16,17 +16,18 @@ def add_arguments(parser):
     parser.add_argument("--device", default=report.DEFAULT_DEVICE,
                         help=f"{' or '.join(report.DEVICES)} (default {report.DEFAULT_DEVICE}; "
                              f"the iCE40UP5K is measured on the iCEBreaker board build)")
-    parser.add_argument("--lanes", type=int, nargs="+", default=list(report.LANES),
-                        help="each at the first --pixels-per-beat")
-    parser.add_argument("--pixels-per-beat", type=int, nargs="+",
-                        default=list(report.PIXELS_PER_BEAT), help="each at the last --lanes")
-    parser.add_argument("--events-per-cycle", type=int, nargs="*",
-                        default=list(report.EVENTS_PER_CYCLE),
+    parser.add_argument("--lanes", type=int, nargs="+", default=None,
+                        help="each at the first --pixels-per-beat (default: "
+                             f"{' '.join(map(str, report.LANES))}; the UP5K: 8 at one pixel "
+                             "per beat only)")
+    parser.add_argument("--pixels-per-beat", type=int, nargs="+", default=None,
+                        help="each at the last --lanes (default: "
+                             f"{' '.join(map(str, report.PIXELS_PER_BEAT))})")
+    parser.add_argument("--events-per-cycle", type=int, nargs="*", default=None,
                         help=f"each at the last --lanes and {report.FAST_PIXELS_PER_BEAT} "
                              f"pixels per beat (the others take one event per cycle; "
                              f"default: none)")
-    parser.add_argument("--compact-lanes", type=int, nargs="*",
-                        default=list(report.COMPACT_LANES),
+    parser.add_argument("--compact-lanes", type=int, nargs="*", default=None,
                         help="each at one pixel per beat: folded, with the compact scheduler "
                              f"(default: {' '.join(map(str, report.COMPACT_LANES))})")
     parser.add_argument("--jobs", type=int, default=None,
@@ -53,6 +54,16 @@ def run(args):
     if not frequency > 0:
         raise UserError(f"--frequency must be positive, got {frequency:g}")
     network, images, _ = load_matching(args.weights, "mnist", "test")
+    device = report.DEVICES[args.device]
+    chosen = (args.lanes, args.pixels_per_beat, args.events_per_cycle, args.compact_lanes)
+    if device.configurations is not None and chosen == (None,) * 4:
+        args.lanes, args.pixels_per_beat, args.events_per_cycle, args.compact_lanes = (
+            [c[0] for c in device.configurations], [device.configurations[0][1]], [], [])
+    for option, default in (("lanes", report.LANES), ("pixels_per_beat", report.PIXELS_PER_BEAT),
+                            ("events_per_cycle", report.EVENTS_PER_CYCLE),
+                            ("compact_lanes", report.COMPACT_LANES)):
+        if getattr(args, option) is None:
+            setattr(args, option, list(default))
     # Checked before any tool starts (a worker's error would wait for the others to finish).
     n_hidden = network.layers[0].n_out
     for option in ("lanes", "compact_lanes"):
