@@ -40,9 +40,10 @@ all: help
 help:
 	@echo "make test                     run the whole test suite"
 	@echo "make sim TEST=mnist_inference run a cocotb testbench (N=, SEED=, WAVES=1, SIM=icarus,"
-	@echo "                              WEIGHTS=random, QUICK=1, VERBOSE=1, PREDICTIONS=FILE)"
+	@echo "                              WEIGHTS=random, QUICK=1, VERBOSE=1, PREDICTIONS=FILE,"
+	@echo "                              LANES=, PIXELS_PER_BEAT=, WEIGHT_STORAGE=)"
 	@echo "make verilog                  generate build/bs4nn.v (WEIGHTS=, LANES=, PIXELS_PER_BEAT=,"
-	@echo "                              EVENTS_PER_CYCLE=)"
+	@echo "                              EVENTS_PER_CYCLE=, WEIGHT_STORAGE=rom|ram|spram)"
 	@echo "make train                    train the MNIST network with the shipped recipe"
 	@echo "                              (DATASET=fashion-mnist: the Fashion-MNIST one)"
 	@echo "make sweep                    hyperparameter search on Ray Tune (SPACE=FILE,"
@@ -80,7 +81,7 @@ data: $(STAMP)
 
 verilog: $(STAMP)
 	$(RUN) verilog $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) --pixels-per-beat $(PIXELS_PER_BEAT) \
-		--events-per-cycle $(EVENTS_PER_CYCLE) -o build
+		--events-per-cycle $(EVENTS_PER_CYCLE) $(if $(WEIGHT_STORAGE),--weight-storage $(WEIGHT_STORAGE)) -o build
 
 sim: $(STAMP)
 	@$(RUN) sim $(TEST) $(if $(N),--n $(N)) $(if $(WEIGHTS),--weights $(WEIGHTS)) --lanes $(LANES) \

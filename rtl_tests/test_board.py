@@ -296,7 +296,7 @@ WEIGHTS_LANES = 8
 @pytest.mark.xdist_group("verilator-board")
 @pytest.mark.parametrize(("name", "n", "weight_storage"),
                          [("board_link", 8, "rom"), ("board_host", 2, "rom"),
-                          ("board_weights", 4, "ram")])
+                          ("board_weights", 4, "ram"), ("board_weights", 3, "spram")])
 def test_board(name, n, weight_storage, require_tool):
     from bs4nn.model.network import DEFAULT_WEIGHTS, Network
     from bs4nn.sim import runner
@@ -307,8 +307,10 @@ def test_board(name, n, weight_storage, require_tool):
     else:
         network = random_network(np.random.default_rng(14), WEIGHTS_SIZES)
         weights, lanes = None, WEIGHTS_LANES
+    # spram: the iCEBreaker's configuration (SB_SPRAM256KA, one pixel per beat, compact).
     config = runner.SimConfig(quick_build=True, board_clocks_per_bit=runner.BOARD_CLOCKS_PER_BIT,
-                              lanes=lanes, weight_storage=weight_storage)
+                              lanes=lanes, weight_storage=weight_storage,
+                              pixels_per_beat=1 if weight_storage == "spram" else 8)
     build = runner.prepare_build(network, config, weights=weights,
                                  build_root=runner.REPO / "build" / "sim", log=lambda _: None)
     seed = int(np.random.default_rng().integers(1 << 31))
