@@ -30,7 +30,7 @@ SPACE ?= sweeps/fashion-mnist.toml
 SWEEP_FLAGS ?=
 ADDRESS ?=
 BOARD ?= ulx3s-85f
-DEVICE ?= ecp5-85f
+DEVICE ?=
 
 .PHONY: all env test test-fast lint verilog sim train sweep data report bench formal bitstream \
 	clean help
@@ -49,7 +49,7 @@ help:
 	@echo "make sweep                    hyperparameter search on Ray Tune (SPACE=FILE,"
 	@echo "                              SWEEP_FLAGS=..., ADDRESS= of a Ray cluster)"
 	@echo "make report / make bench      implementation figures / benchmarks (ADDRESS=;"
-	@echo "                              report: DEVICE=ice40-up5k)"
+	@echo "                              report: both devices, or DEVICE=ecp5-85f|ice40-up5k)"
 	@echo "make formal                   prove the interface properties (SymbiYosys, yices)"
 	@echo "make bitstream BOARD=ulx3s-85f the accelerator behind a board top, as a bitstream"
 	@echo "                              (BOARD=icebreaker, WEIGHTS=)"
@@ -99,7 +99,8 @@ sweep: $(STAMP)
 		$(if $(ADDRESS),--address $(ADDRESS)) $(SWEEP_FLAGS)
 
 report: $(STAMP)
-	$(RUN) report --device $(DEVICE) $(if $(ADDRESS),--address $(ADDRESS))
+	$(foreach device,$(or $(DEVICE),ecp5-85f ice40-up5k),\
+		$(RUN) report --device $(device) $(if $(ADDRESS),--address $(ADDRESS)) &&) true
 
 bench: $(STAMP)
 	$(RUN) bench

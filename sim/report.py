@@ -229,37 +229,53 @@ def markdown_table(rows, columns=COLUMNS):
 
 
 def plot_cycles_vs_lanes(network, images, path, lanes_list, rows=()):
-    """Cycles per image against LANES at 8 pixels per beat (cycle model) and, beside it, the
-    LUT4 of the measured ECP5 ``rows`` at 8 pixels per beat and one event per cycle."""
+    """Cycles per image against LANES at 8 and at 1 pixel per beat (cycle model) and, beside
+    it, the LUT4 of the measured ECP5 ``rows`` of one event per cycle at those pixels per
+    beat (1: folded with the compact scheduler)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n_hidden = network.layers[0].n_out
     lanes_list = sorted({lanes for lanes in lanes_list if 1 <= lanes <= n_hidden} | {n_hidden})
-    cycles = [cycles_per_image(network, lanes, 8, images) for lanes in lanes_list]
-    measured = sorted((row["lanes"], row["lut4"]) for row in rows if "lut4" in row
-                      and row["pixels_per_beat"] == 8 and row["events_per_cycle"] == 1)
-    figure, axes = plt.subplots(1, 2 if measured else 1, figsize=(11 if measured else 6, 4),
+    series = {8: "8 pixels/beat", 1: "1 pixel/beat (compact scheduler when folded)"}
+    measured = {ppb: sorted((row["lanes"], row["lut4"]) for row in rows if "lut4" in row
+                            and row["pixels_per_beat"] == ppb and row["events_per_cycle"] == 1)
+                for ppb in series}
+    measured = {ppb: points for ppb, points in measured.items() if points}
+    figure, axes = plt.subplots(1, 2 if measured else 1, figsize=(12 if measured else 6, 4.5),
                                 squeeze=False)
     axis = axes[0][0]
-    axis.loglog(lanes_list, cycles, "o-")
-    for lanes, value in zip(lanes_list, cycles, strict=True):
-        axis.annotate(f"{value:.0f}", (lanes, value), textcoords="offset points", xytext=(4, 4))
+    for ppb, label in series.items():
+        cycles = [cycles_per_image(network, lanes, ppb, images) for lanes in lanes_list]
+        axis.loglog(lanes_list, cycles, "o-", label=label)
+        for lanes, value in zip(lanes_list, cycles, strict=True):
+            axis.annotate(f"{value:.0f}", (lanes, value), textcoords="offset points",
+                          xytext=(4, 4), fontsize=8)
     axis.set_xlabel("LANES (hidden neurons updated per cycle)")
     axis.set_ylabel("cycles per image (back to back)")
-    axis.set_title(f"{network.describe()}, 8 pixels/beat, MNIST test set")
+    axis.set_title(f"{network.describe()}, MNIST test set (cycle model)")
     axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
     if measured:
         axis = axes[0][1]
-        axis.semilogx(*zip(*measured, strict=True), "s-", color="tab:orange")
-        for lanes, luts in measured:
-            axis.annotate(f"{luts:,}", (lanes, luts), textcoords="offset points", xytext=(4, 4))
-        axis.set_ylim(0, max(luts for _, luts in measured) * 1.15)
+        for ppb, points in measured.items():
+            axis.semilogx(*zip(*points, strict=True), "s-", label=series[ppb])
+            for lanes, luts in points:
+                axis.annotate(f"{luts:,}", (lanes, luts), textcoords="offset points",
+                              xytext=(4, 4), fontsize=8)
+        top = max(luts for points in measured.values() for _, luts in points)
+        axis.set_ylim(0, top * 1.15)
         axis.set_xlabel("LANES (hidden neurons updated per cycle)")
         axis.set_ylabel("LUT4 (Yosys synth_ecp5)")
-        axis.set_title("ECP5 LUT4, 8 pixels/beat, 1 event/cycle")
+        axis.set_title("ECP5 LUT4, 1 event/cycle")
         axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    shown = sorted(set(lanes_list) | {lanes for points in measured.values() for lanes, _ in points})
+    for axis in axes[0]:
+        axis.set_xscale("log")
+        axis.minorticks_off()
+        axis.set_xticks(shown, [str(lanes) for lanes in shown])
     figure.tight_layout()
     with atomic_write(path, "wb") as f:
         figure.savefig(f, format="png", dpi=110)
