@@ -18,7 +18,10 @@ def add_arguments(parser):
                              f"({', '.join(map(str, PIXELS_PER_BEAT_CHOICES))})")
     add_events_per_cycle_argument(parser)
     parser.add_argument("--weight-storage", default="rom", choices=WEIGHT_STORAGE_CHOICES,
-                        help="rom: weights fixed at generation; ram: adds the w_axis load stream")
+                        help="rom: weights fixed at generation; ram: adds the w_axis load "
+                             "stream; spram: as ram, with the first layer's columns in iCE40UP5K "
+                             "SB_SPRAM256KA instances (no initial contents: load them through "
+                             "w_axis; simulate with Yosys's share/ice40/cells_sim.v)")
     parser.add_argument("--debug-events", action="store_true",
                         help="add the hidden spike event stream dbg_axis")
     parser.add_argument("-o", "--out-dir", default="build", help="output folder (default build)")
