@@ -6,7 +6,6 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from ..model import packing
 from ..model.network import MAX_STEP
@@ -151,17 +150,17 @@ class EventLayer(LayerComponent):
 
     def _weight_reads(self, m):
         """Stage A: the ROM banks, addressed by the token on ``i_events``; their read ports."""
-        lanes, groups = self._lanes, self.groups
+        lanes = self._lanes
         n_banks = self._events_per_cycle
         bank_bits = n_banks.bit_length() - 1
         weights = self.weight_port
         event = self.i_events.payload
+        if self._spram:
+            return [self._spram_read(m)]
         reads = []
         # With several banks, an empty slot reads an extra all-zero word (no masking per
         # neuron): every weight read is then a +1 (bit set) of an event in the round.
         zero_word = [0] if n_banks > 1 else []
-        if self._spram:
-            return [self._spram_read(m)]
         for bank, init in enumerate(self._bank_init):
             rom = m.submodules[f"rom{bank}" if n_banks > 1 else "rom"] = Memory(
                 shape=lanes, depth=self.bank_depth + len(zero_word), init=init + zero_word)
@@ -177,22 +176,26 @@ class EventLayer(LayerComponent):
                                 & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)
                                 & (target[:bank_bits] == bank if bank_bits else 1)),
                 ]
-            row = event.pixels[bank][bank_bits:]
-            address = row if groups == 1 else row * groups + event.group
+            address = self._column_address(bank)
             m.d.comb += read.addr.eq(Mux(event.slots[bank], address, self.bank_depth)
                                      if n_banks > 1 else address)
         return reads
+
+    def _column_address(self, bank):
+        """The address, in its bank, of the column the token on ``i_events`` reads for slot
+        ``bank`` (``packing.column_rom_words``)."""
+        event = self.i_events.payload
+        row = event.pixels[bank][self._events_per_cycle.bit_length() - 1:]
+        return row if self.groups == 1 else row * self.groups + event.group
 
     def _spram_read(self, m):
         """The columns in SB_SPRAM256KA blocks: one port, written between images (when no
         token reads it), else read at the token's address."""
         spram = m.submodules.rom = Spram(self._lanes, self.bank_depth, name="the first layer")
-        event, weights = self.i_events.payload, self.weight_port
-        address = event.pixels[0] if self.groups == 1 else \
-            event.pixels[0] * self.groups + event.group
+        weights = self.weight_port
         write = weights.valid & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)
         m.d.comb += [
-            spram.addr.eq(Mux(write, weights.payload.address, address)),
+            spram.addr.eq(Mux(write, weights.payload.address, self._column_address(0))),
             spram.write_data.eq(weights.payload.data),
             spram.write_en.eq(write),
         ]
@@ -254,8 +257,8 @@ class EventLayer(LayerComponent):
         layer, lanes, groups = self._layer, self._lanes, self.groups
         shape = counter_shape(layer.n_in)
         lane_bits = shape.width + 1
-        state = m.submodules.state = Memory(
-            shape=lanes * lane_bits, depth=2 * groups, init=[0] * groups + self._initial_words())
+        state = m.submodules.state = Memory(shape=lanes * lane_bits, depth=2 * groups,
+                                            init=[0] * groups + self._initial_words(lane_bits))
         read = state.read_port()
         write = state.write_port(granularity=lane_bits)
         event, valid = self.i_events.payload, self.i_events.valid
@@ -290,11 +293,10 @@ class EventLayer(LayerComponent):
         m.d.comb += spikes.eq(Mux(c_token.step_end, crossed & ~was_fired & exists, 0))
         return spikes
 
-    def _initial_words(self):
-        """The initial state word of each lane group: counters ``-(threshold + 1)``, not fired
-        (lanes past ``n_out``: -1)."""
+    def _initial_words(self, lane_bits):
+        """The initial state word of each lane group (``lane_bits`` per lane): counters
+        ``-(threshold + 1)``, not fired (lanes past ``n_out``: -1)."""
         layer, lanes = self._layer, self._lanes
-        lane_bits = counter_shape(layer.n_in).width + 1
         counter_mask = (1 << (lane_bits - 1)) - 1
         words = []
         for g in range(self.groups):
@@ -312,7 +314,7 @@ class EventLayer(LayerComponent):
         weights = self.weight_port
         if weights is None:
             return
-        lane_width = max(1, ceil_log2(self._lanes))
+        lane_width = packing.threshold_lane_bits(self._lanes)
         address = weights.payload.address
         threshold = weights.payload.data[:packing.class_width(self._layer.n_in)]
         initial = Signal(lane_bits - 1)

@@ -621,6 +621,11 @@ class EventScheduler(wiring.Component):
         return beats_per_frame(self._n_inputs, self._pixels_per_beat)
 
     @property
+    def ptr_width(self):
+        """Bits of a beat index in a frame (a list node's pointer)."""
+        return max(1, ceil_log2(self.n_beats))
+
+    @property
     def compact(self):
         """Whether this is the compact scheduler (:mod:`.compact_scheduler`)."""
         return self._compact
@@ -648,7 +653,7 @@ class EventScheduler(wiring.Component):
     def _fast_parts(self, m, control):
         """Bank loader, step finder and walkers over the shared storage."""
         ppb = self._pixels_per_beat
-        ptr_width = max(1, ceil_log2(self.n_beats))
+        ptr_width = self.ptr_width
         store = _Storage(m, ppb, ptr_width)
         release = (control.finish, control.bank)
         loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
@@ -662,7 +667,7 @@ class EventScheduler(wiring.Component):
 
     def _compact_parts(self, m, control):
         """The compact loader, a compactor per bank and the compact walker."""
-        store = CompactStorage(m, self.n_beats, max(1, ceil_log2(self.n_beats)))
+        store = CompactStorage(m, self.n_beats, self.ptr_width)
         release = (control.finish, control.bank)
         loader = CompactLoader().build(m, store, self.i_beats, self.i_pause, release)
         for b in range(2):

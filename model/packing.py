@@ -15,7 +15,8 @@ import numpy as np
 
 __all__ = [
     "pack_rows", "unpack_rows", "signs_to_bits", "bits_to_signs",
-    "column_rom_words", "chunk_rom_words", "row_rom_words", "threshold_address", "pixel_beats",
+    "column_rom_words", "chunk_rom_words", "row_rom_words", "threshold_address",
+    "threshold_lane_bits", "pixel_beats",
     "result_fields",
     "pack_result", "unpack_result", "class_width", "STEP_WIDTH", "PIXEL_BITS", "hex_lines",
     "tdata_width",
@@ -209,14 +210,19 @@ def _lanes_of(sizes, lanes):
     return n_hidden if lanes == 0 else lanes
 
 
+def threshold_lane_bits(lanes):
+    """Bits of the lane field in a folded layer's threshold address: ``ceil(log2(lanes))``,
+    at least one."""
+    return max(1, (lanes - 1).bit_length())
+
+
 def threshold_address(k, j, n_out, lanes):
     """The weight-load address of neuron ``j``'s threshold in layer ``k`` (``n_out`` neurons):
     ``j``, but in a folded first layer (``lanes < n_out``) its lane group ``j // lanes``
-    above its lane ``j % lanes`` in ``ceil(log2(lanes))`` bits."""
+    above its lane ``j % lanes`` in :func:`threshold_lane_bits` bits."""
     if k != 0 or lanes >= n_out:
         return j
-    lane_bits = max(1, (lanes - 1).bit_length())
-    return (j // lanes) << lane_bits | j % lanes
+    return (j // lanes) << threshold_lane_bits(lanes) | j % lanes
 
 
 def weight_stream_fields(sizes, lanes=0, events_per_cycle=1):
