@@ -116,29 +116,7 @@ async def board_link(dut):
                     f"{cpb} clocks per bit, timeout {timeout} cycles")
 
     line = await _start(dut, cpb)
-    decoder = protocol.ReplyDecoder(env.network.n_classes)
-    replies = []
-
-    def on_byte(byte):
-        replies.extend(decoder.feed([byte]))
-
-    cocotb.start_soon(line.receive(on_byte))
-    started = time.perf_counter()
-    for chunk in chunks:
-        if chunk is None:
-            await ClockCycles(dut.clk, 2 * timeout)
-        else:
-            await line.send(chunk)
-    reply_cycles = 10 * cpb * protocol.reply_frame_bytes(env.network.n_classes)
-
-    async def all_replies():
-        while len(replies) < len(expected):
-            await ClockCycles(dut.clk, reply_cycles)
-
-    await with_timeout(all_replies(), 20 * reply_cycles * PERIOD_NS + 100_000 * PERIOD_NS,
-                       "ns")
-    await ClockCycles(dut.clk, 4 * reply_cycles)  # nothing else may come
-    wall = time.perf_counter() - started
+    replies, decoder, wall = await _exchange(dut, env, line, chunks, len(expected))
 
     errors = []
     for k, (reply, (sequence, status, index)) in enumerate(zip(replies, expected, strict=False)):

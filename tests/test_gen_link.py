@@ -88,28 +88,8 @@ def test_board_core_against_the_golden_model():
     statuses[2], statuses[3] = protocol.STATUS_BAD_CHECKSUM, protocol.STATUS_TRUNCATED
     decoder = protocol.ReplyDecoder(network.n_classes)
     replies = []
-
-    async def line(ctx):
-        for chunk in wire:
-            if chunk is None:
-                await ctx.tick().repeat(2 * timeout)
-                continue
-            for byte in chunk:
-                for bit in [0, *((byte >> k) & 1 for k in range(8)), 1]:
-                    ctx.set(core.rx, bit)
-                    await ctx.tick().repeat(cpb)
-
-    async def monitor(ctx):
-        while len(replies) < len(images):
-            await ctx.tick().until(core.tx == 0)
-            await ctx.tick().repeat(cpb + cpb // 2)
-            byte = 0
-            for k in range(8):
-                byte |= ctx.get(core.tx) << k
-                await ctx.tick().repeat(cpb)
-            replies.extend(decoder.feed([byte]))
-
-    simulate(core, line, monitor)
+    simulate(core, _uart_line(core, wire, cpb, timeout),
+             _uart_monitor(core, decoder, replies, len(images), cpb))
     assert [r.sequence for r in replies] == list(range(len(images)))
     assert [r.status for r in replies] == statuses
     for reply, want, status in zip(replies, expected, statuses, strict=True):
