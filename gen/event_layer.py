@@ -191,7 +191,7 @@ class EventLayer(LayerComponent):
     def _spram_read(self, m):
         """The columns in SB_SPRAM256KA blocks: one port, written between images (when no
         token reads it), else read at the token's address."""
-        spram = m.submodules.rom = Spram(self._lanes, self.bank_depth, name="the first layer")
+        spram = m.submodules.rom = Spram(self._lanes, self.bank_depth)
         weights = self.weight_port
         write = weights.valid & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)
         m.d.comb += [

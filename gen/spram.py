@@ -6,8 +6,6 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..model.errors import UserError
-
 __all__ = ["Spram", "SPRAM_BLOCKS", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_blocks"]
 
 #: SB_SPRAM256KA blocks of an iCE40UP5K.
@@ -35,11 +33,11 @@ class Spram(wiring.Component):
     write_en : ``In(1)``
     """
 
-    def __init__(self, width, depth, *, name="spram"):
-        blocks = spram_blocks(width, depth)
-        if blocks > SPRAM_BLOCKS:
-            raise UserError(f"{name}: {depth:,} words of {width} bits need {blocks} "
-                            f"SB_SPRAM256KA blocks; the iCE40UP5K has {SPRAM_BLOCKS}")
+    def __init__(self, width, depth):
+        # The user-facing check is the generator's (``top.check_parameters``).
+        if spram_blocks(width, depth) > SPRAM_BLOCKS:
+            raise ValueError(f"{depth:,} words of {width} bits need more than {SPRAM_BLOCKS} "
+                             f"SB_SPRAM256KA blocks")
         self._width, self._depth = width, depth
         super().__init__({
             "addr": In(max(1, ceil_log2(depth))),

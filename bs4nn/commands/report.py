@@ -50,11 +50,11 @@ def run(args):
     if args.device not in report.DEVICES:
         raise UserError(f"--device must be one of {', '.join(report.DEVICES)}, "
                         f"got {args.device!r}")
-    frequency = report.DEVICES[args.device].frequency if args.frequency is None else args.frequency
+    device = report.DEVICES[args.device]
+    frequency = device.frequency if args.frequency is None else args.frequency
     if not frequency > 0:
         raise UserError(f"--frequency must be positive, got {frequency:g}")
     network, images, _ = load_matching(args.weights, "mnist", "test")
-    device = report.DEVICES[args.device]
     chosen = (args.lanes, args.pixels_per_beat, args.events_per_cycle, args.compact_lanes)
     if device.configurations is not None and chosen == (None,) * 4:
         args.lanes, args.pixels_per_beat, args.events_per_cycle, args.compact_lanes = (
