@@ -86,7 +86,7 @@ module bs4nn_formal(input clk);
 `endif
 `endif
 
-`ifndef RANGES
+`ifdef STREAM
   // ---- 1. the output streams keep tvalid and tdata until tready; nothing leaves in reset ----
   always @(posedge clk) if (!init && $past(m_tvalid && !m_tready))
     assert(m_tvalid && m_tdata == $past(m_tdata));
@@ -96,6 +96,15 @@ module bs4nn_formal(input clk);
     assert(dbg_tvalid && dbg_tdata == $past(dbg_tdata));
   always @(posedge clk) if (!init && $past(rst)) assert(!dbg_tvalid);
 `endif
+  // The result queue's invariants (what k-induction needs besides the rules above): its level
+  // never exceeds its depth, and its write address is its read address plus its level.
+  always @(*) if (!init) begin
+    assert(result_queue_level <= CREDITS);
+    assert(result_queue_w_addr == (result_queue_r_addr + result_queue_level) % CREDITS);
+  end
+`endif
+
+`ifdef FRAMES
 
   // ---- 2. one result per frame, in order; error=1 exactly for a frame of the wrong length ---
   always @(*) if (!init) begin
@@ -132,6 +141,26 @@ module bs4nn_formal(input clk);
   always @(*) if (!init) begin
     `BS4NN_RANGE_ASSERTIONS
   end
+`endif
+
+  // ---- 5. every well-formed frame's result is the golden model's for its pixels -----------
+`ifdef EQUIVALENCE
+  // bs4nn_golden (bs4nn_golden.v, written per case) is the golden model's rule as logic.
+  reg [N_BEATS*PIXEL_W-1:0] frame = 0;  // the open frame's beats
+  reg [N_BEATS*PIXEL_W-1:0] image;      // with the beat being accepted as its last
+  always @(*) begin
+    image = frame;
+    image[(N_BEATS-1)*PIXEL_W +: PIXEL_W] = s_tdata;
+  end
+  wire [RESULT_BITS-1:0] golden;
+  bs4nn_golden golden_model(.pixels(image[8*N_INPUTS-1:0]), .result(golden));
+  reg [RESULT_BITS-1:0] expect_result [0:15];
+  always @(posedge clk) if (s_fire) begin
+    if (beats < N_BEATS) frame[beats*PIXEL_W +: PIXEL_W] <= s_tdata;
+    if (s_tlast) expect_result[accepted[3:0]] <= golden;
+  end
+  always @(*) if (!init && m_fire && !expect_error[delivered[3:0]])
+    assert(m_tdata[RESULT_BITS-1:0] == expect_result[delivered[3:0]]);
 `endif
 
   // ---- covers: the properties are not vacuous ------------------------------------------------

@@ -16,10 +16,14 @@ against the properties in ``bs4nn_formal.sv``, beside this module:
    for :meth:`~bs4nn.gen.schedule.Schedule.ready_bound` cycles or more;
 4. ``ranges``: every hidden counter and output potential stays within its derived range, which
    lies inside its width (so none overflows);
+5. ``equivalence``: each well-formed frame's result is the golden model's for its pixels
+   (``golden_verilog``: the rule as logic, built in for the case's network);
 
 and the covers show they are not vacuous (a result with ``error=1``, a full result queue).
-Properties 1, 2 and 4 form the ``safety`` task (any stalls, weight frames on ``w_axis``),
-property 3 the ``liveness`` task; both are bounded model checks (BMC) to a stated depth.
+The ``induction`` task proves property 1 for every depth (k-induction, with the result
+queue's invariants); the others are bounded model checks (BMC) to a stated depth: ``safety``
+(1 and 2, any stalls, weight frames on ``w_axis``), ``liveness`` (3), ``ranges`` (4),
+``equivalence`` (5, any stalls).
 """
 
 import os
@@ -27,7 +31,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +42,9 @@ from ..gen.output_layer import potential_shape
 from ..gen.top import Accelerator
 from ..model import packing
 from ..model.errors import UserError
-from .stimulus import random_network
+from .cycle_model import predict
+from .golden_verilog import golden_module
+from .stimulus import random_images, random_network
 from .toolchain import venv_tool
 
 __all__ = ["FormalCase", "CASES", "PROPERTIES", "TASKS", "DEPTHS", "SOLVER", "Outcome", "prove",
@@ -46,17 +52,20 @@ __all__ = ["FormalCase", "CASES", "PROPERTIES", "TASKS", "DEPTHS", "SOLVER", "Ou
 
 PROPERTIES_FILE = Path(__file__).resolve().with_name("bs4nn_formal.sv")
 CASE_FILE = "bs4nn_formal_case.svh"
+GOLDEN_FILE = "bs4nn_golden.v"
 #: Property groups, by the section of ``bs4nn_formal.sv`` that holds their assertions.
-PROPERTIES = {"1": "stream", "2": "frames", "3": "liveness", "4": "ranges"}
+PROPERTIES = {"1": "stream", "2": "frames", "3": "liveness", "4": "ranges", "5": "equivalence"}
 #: Task: (the properties it proves, SymbiYosys mode).
-TASKS = {"safety": (("stream", "frames"), "bmc"), "liveness": (("liveness",), "bmc"),
-         "ranges": (("ranges",), "bmc"), "cover": ((), "cover")}
+TASKS = {"induction": (("stream",), "prove"), "safety": (("stream", "frames"), "bmc"),
+         "liveness": (("liveness",), "bmc"), "ranges": (("ranges",), "bmc"),
+         "equivalence": (("equivalence",), "bmc"), "cover": ((), "cover")}
 SOLVER = "yices"
 #: BMC depth of each task in ``make formal``: safety, liveness and cover reach past the first
 #: image's result in every case (:meth:`FormalCase.first_result_bound`); ranges stops where
 #: the solver does (for ``tiny``, step 17, the first cycle a surplus event could reach a
 #: counter, did not finish in 10 minutes).
-DEPTHS = {"safety": 30, "liveness": 30, "ranges": 16, "cover": 30}
+DEPTHS = {"induction": 12, "safety": 30, "liveness": 30, "ranges": 16, "equivalence": 30,
+          "cover": 30}
 
 
 @dataclass(frozen=True)
@@ -73,13 +82,23 @@ class FormalCase:
     events_per_cycle: int = 1
     weight_storage: str = "rom"
     debug_events: bool = False
-    #: Depth of the ranges task, when less than ``DEPTHS["ranges"]``: the solver stalls at
-    #: the first cycle a surplus event (beyond the image's pixels) could reach a counter.
-    ranges_depth: int | None = None
+    #: Depths of tasks in ``make formal`` where less than :data:`DEPTHS`: where the solver
+    #: stalls (see the README's table).
+    depths: dict = field(default_factory=dict)
 
     @property
     def liveness(self):
         return not self.debug_events
+
+    @property
+    def equivalence(self):
+        """Whether the equivalence task applies: the network's weights are built in (in the
+        weight RAM they are whatever ``w_axis`` brought)."""
+        return self.weight_storage == "rom"
+
+    def applies(self, task):
+        """Whether ``task`` can be proved on this case."""
+        return {"liveness": self.liveness, "equivalence": self.equivalence}.get(task, True)
 
     def describe(self):
         parts = ["-".join(map(str, self.sizes)), f"lanes {self.lanes or 'all'}",
@@ -89,15 +108,25 @@ class FormalCase:
 
     def depth(self, task):
         """The BMC depth of ``task`` in ``make formal``."""
-        if task == "ranges" and self.ranges_depth is not None:
-            return min(self.ranges_depth, DEPTHS[task])
-        return DEPTHS[task]
+        return min(self.depths.get(task, DEPTHS[task]), DEPTHS[task])
 
     def first_result_bound(self):
         """The cycle by which the first image's result has left, at the latest (cycle 0 is
         the reset): a safety depth at least this covers a whole image."""
         schedule = self.accelerator().schedule
         return 1 + schedule.beats_per_image + schedule.result_bound(self.sizes[0])
+
+    def result_steps(self, n=300, seed=0):
+        """The step at which the result of each of ``n`` random images (``random_images``)
+        leaves when the image is sent alone, as the first frame, without stalls (cycle
+        model; step 0 is the reset): a bounded proof to depth ``N`` checks the results that
+        leave before step ``N``."""
+        accelerator = self.accelerator()
+        images = random_images(np.random.default_rng(seed), n, self.sizes[0])
+        return 1 + np.array([predict(accelerator.network, image[None], lanes=accelerator.lanes,
+                                     pixels_per_beat=self.pixels_per_beat,
+                                     events_per_cycle=self.events_per_cycle)[0]
+                             for image in images])
 
     def network(self):
         return random_network(np.random.default_rng(self.seed), self.sizes)
@@ -109,18 +138,24 @@ class FormalCase:
 
 
 CASES = {case.name: case for case in (
-    FormalCase("tiny", (6, 4, 3), pixels_per_beat=2),
-    FormalCase("folded", (5, 4, 3), lanes=2, pixels_per_beat=4, events_per_cycle=2),
+    FormalCase("tiny", (6, 4, 3), pixels_per_beat=2, depths={"equivalence": 19}),
+    FormalCase("folded", (5, 4, 3), lanes=2, pixels_per_beat=4, events_per_cycle=2,
+               depths={"equivalence": 19}),
     FormalCase("deep-ram", (4, 3, 3, 2), pixels_per_beat=1, weight_storage="ram"),
-    FormalCase("debug", (5, 4, 3), pixels_per_beat=8, debug_events=True, ranges_depth=13),
+    FormalCase("debug", (5, 4, 3), pixels_per_beat=8, debug_events=True,
+               depths={"ranges": 13, "equivalence": 17}),
+    FormalCase("small", (4, 3, 2), pixels_per_beat=4, depths={"equivalence": 20}),
 )}
 
 
 @dataclass(frozen=True)
 class Outcome:
     """The result of one task on one case: ``status`` is ``"bounded"`` (every property held
-    to ``depth``), ``"failed"`` (``failed`` names the property, ``step`` the cycle, ``trace``
-    the counterexample VCD) or ``"covered"``/``"uncovered"`` for the cover task."""
+    to ``depth``), ``"proved"`` (k-induction with k = ``depth`` closed the proof),
+    ``"unproved"`` (the base case held to ``depth`` but the induction step failed: no bug,
+    but no unbounded proof either), ``"failed"`` (``failed`` names the property, ``step``
+    the cycle, ``trace`` the counterexample VCD) or ``"covered"``/``"uncovered"`` for the
+    cover task."""
 
     case: str
     task: str
@@ -131,6 +166,8 @@ class Outcome:
     step: int | None = None
     trace: Path | None = None
     log: Path | None = None
+    #: What a bounded equivalence covers (:meth:`FormalCase.result_steps`).
+    reach: str | None = None
 
     def lines(self):
         """One line per property (or one for the covers)."""
@@ -142,6 +179,11 @@ class Outcome:
         for name in TASKS[self.task][0]:
             if self.status == "bounded":
                 state = f"bounded to depth {self.depth} (BMC)"
+            elif self.status == "proved":
+                state = f"proved (k-induction, k = {self.depth})"
+            elif self.status == "unproved":
+                state = (f"bounded to depth {self.depth}; k-induction did not close at "
+                         f"k = {self.depth}")
             elif name == self.failed:
                 state = (f"FAILED at step {self.step}: counterexample {self.trace} "
                          f"(view: gtkwave {self.trace})")
@@ -149,6 +191,8 @@ class Outcome:
                 state = f"held up to step {self.step} (another property failed there)"
             lines.append(f"{self.case:10} {name:10} {state}")
         lines[-1] += f" ({self.seconds:.0f} s)"
+        if self.reach and self.status == "bounded":
+            lines.append(f"{'':21} {self.reach}")
         return lines
 
 
@@ -185,6 +229,17 @@ def _potentials(accelerator):
     return potentials
 
 
+#: The result queue's registers the wrapper reads (its level and its addresses), by its name
+#: for them: amaranth's ``SyncFIFO`` names.
+QUEUE_SIGNALS = {"level": "level", "w_addr": "w_port__addr", "r_addr": "r_port__addr"}
+
+
+def _queue_signals(depth):
+    """The widths of :data:`QUEUE_SIGNALS` for a result queue of ``depth`` entries."""
+    address = max(1, (depth - 1).bit_length())
+    return {"level": depth.bit_length(), "w_addr": address, "r_addr": address}
+
+
 def _case_header(accelerator, info):
     """The per-case include of ``bs4nn_formal.sv``: parameters (the port widths and the result
     layout from the design's ``info``), exposed signals and ranges."""
@@ -197,6 +252,7 @@ def _case_header(accelerator, info):
         result_bits += width
     parameters = {
         "N_BEATS": schedule.beats_per_image,
+        "N_INPUTS": n_inputs,
         "PIXEL_W": ports["s_axis_tdata"],
         "RESULT_W": ports["m_axis_tdata"],
         "RESULT_BITS": result_bits,
@@ -210,9 +266,10 @@ def _case_header(accelerator, info):
         parameters["DEBUG_W"] = ports["dbg_axis_tdata"]
     if accelerator.weight_storage == "ram":
         parameters["WEIGHT_W"] = ports["w_axis_tdata"]
-    level_width = schedule.credits.bit_length()
-    wires, ports, ranges = [f"wire [{level_width - 1}:0] result_queue_level;"], [
-        r".\core.result_queue.level (result_queue_level)"], []
+    wires, ports, ranges = [], [], []
+    for name, width in _queue_signals(schedule.credits).items():
+        wires.append(f"wire [{width - 1}:0] result_queue_{name};")
+        ports.append(rf".\core.result_queue.{QUEUE_SIGNALS[name]} (result_queue_{name})")
     for name, shape, low, high in _potentials(accelerator):
         local = name.replace("core.", "").replace(".", "_")
         wires.append(f"wire {'signed ' if shape.signed else ''}[{shape.width - 1}:0] {local};")
@@ -233,9 +290,9 @@ def write_job(case, task, depth, directory, transform=None):
     generated design before the proof: the tests break it on purpose."""
     if task not in TASKS:
         raise UserError(f"unknown formal task {task!r} (choose from {', '.join(TASKS)})")
-    if task == "liveness" and not case.liveness:
-        raise UserError(f"case {case.name}: the liveness task does not apply with the debug "
-                        f"stream")
+    if not case.applies(task):
+        why = "the debug stream" if task == "liveness" else "weights from w_axis"
+        raise UserError(f"case {case.name}: the {task} task does not apply with {why}")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
         raise UserError(f"the depth must be an integer of at least 2, got {depth!r}")
     directory = Path(directory)
@@ -249,10 +306,16 @@ def write_job(case, task, depth, directory, transform=None):
     (directory / "bs4nn.v").write_text(verilog)
     (directory / CASE_FILE).write_text(_case_header(accelerator, design.info))
     shutil.copyfile(PROPERTIES_FILE, directory / PROPERTIES_FILE.name)
+    (directory / GOLDEN_FILE).write_text(golden_module(accelerator.network))
     exposed = " ".join(f"w:{name}" for name, *_ in _potentials(accelerator))
+    queue = " ".join(f"w:core.result_queue.{name}" for name in QUEUE_SIGNALS.values())
     defines = " ".join(
-        [f"-D{flag}" for flag, on in (("LIVENESS", task == "liveness"),
+        [f"-D{flag}" for flag, on in (("STREAM", task in ("safety", "liveness", "induction",
+                                                          "cover")),
+                                      ("FRAMES", task in ("safety", "liveness", "cover")),
+                                      ("LIVENESS", task == "liveness"),
                                       ("RANGES", task == "ranges"),
+                                      ("EQUIVALENCE", task == "equivalence"),
                                       ("DEBUG_EVENTS", case.debug_events),
                                       ("WEIGHT_RAM", case.weight_storage == "ram")) if on])
     mode = TASKS[task][1]
@@ -269,8 +332,9 @@ read_verilog bs4nn.v
 hierarchy -top bs4nn
 proc
 flatten
-expose w:core.result_queue.level {exposed}
+expose {queue} {exposed}
 read_verilog -formal {defines} {PROPERTIES_FILE.name}
+read_verilog {GOLDEN_FILE}
 prep -top bs4nn_formal
 memory_map
 opt -fast
@@ -279,6 +343,7 @@ opt -fast
 bs4nn.v
 {CASE_FILE}
 {PROPERTIES_FILE.name}
+{GOLDEN_FILE}
 """)
     return job
 
@@ -314,7 +379,8 @@ def prove(case, task, depth, directory, timeout=3600, transform=None):
     seconds = time.monotonic() - started
     text = log.read_text(errors="replace")
     done = re.search(r"DONE \((PASS|FAIL|ERROR|UNKNOWN)", text)
-    if done is None or done[1] in ("ERROR", "UNKNOWN"):
+    induction_failed = "Temporal induction failed" in text and "pass for basecase" in text
+    if not induction_failed and (done is None or done[1] in ("ERROR", "UNKNOWN")):
         raise UserError(f"{job}: SymbiYosys did not finish ({done[1] if done else 'no result'};"
                         f" see {log})")
     passed = done[1] == "PASS"
@@ -322,9 +388,17 @@ def prove(case, task, depth, directory, timeout=3600, transform=None):
         return Outcome(case.name, task, "covered" if passed else "uncovered", depth, seconds,
                        log=log)
     if passed:
-        return Outcome(case.name, task, "bounded", depth, seconds, log=log)
+        reach = None
+        if task == "equivalence":
+            steps = case.result_steps()
+            reach = (f"that is, the first result of {np.mean(steps < depth):.1%} of "
+                     f"{steps.size} random images (those leaving before step {depth})")
+        return Outcome(case.name, task, "proved" if TASKS[task][1] == "prove" else "bounded",
+                       depth, seconds, log=log, reach=reach)
+    if induction_failed:
+        return Outcome(case.name, task, "unproved", depth, seconds, log=log)
     failure = re.search(r"failed assertion \S+ at \S+\.sv:(\d+)\.\d+-\S+ step (\d+)", text)
-    trace = re.search(r"counterexample trace: (\S+\.vcd)", text)
+    trace = re.search(r"counterexample trace(?: \[basecase\])?: (\S+\.vcd)", text)
     return Outcome(case.name, task, "failed", depth, seconds,
                    failed=_property_of_line(int(failure[1])) if failure else None,
                    step=int(failure[2]) if failure else None,

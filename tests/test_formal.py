@@ -3,13 +3,18 @@
 and the plumbing of ``bs4nn formal``."""
 
 import re
+import subprocess
 
+import numpy as np
 import pytest
 
 from bs4nn.cli import main
 from bs4nn.gen.event_layer import counter_shape
+from bs4nn.model import packing
 from bs4nn.model.errors import UserError
-from bs4nn.sim import formal
+from bs4nn.sim import formal, toolchain
+from bs4nn.sim.golden_verilog import golden_module
+from bs4nn.sim.stimulus import expected_results, random_images, random_network
 
 
 def test_every_potential_range_lies_inside_its_width():
@@ -39,6 +44,25 @@ def test_short_proofs(task, depth, tmp_path):
     outcome = formal.prove(formal.CASES["tiny"], task, depth, tmp_path)
     assert outcome.status == "bounded", outcome.log.read_text()[-3000:]
     assert all("bounded to depth" in line for line in outcome.lines())
+
+
+def test_the_stream_rules_are_proved_by_induction(tmp_path):
+    outcome = formal.prove(formal.CASES["tiny"], "induction", formal.DEPTHS["induction"],
+                           tmp_path)
+    assert outcome.status == "proved", outcome.log.read_text()[-3000:]
+    assert outcome.lines()[0].startswith("tiny       stream     proved (k-induction, k = 12)")
+
+
+def test_induction_without_the_queue_invariants_does_not_close(tmp_path, monkeypatch):
+    """The invariants are what closes the induction: without them the step fails on an
+    unreachable state of the queue, which is reported, not taken for a proof."""
+    properties = tmp_path / "properties.sv"
+    text = formal.PROPERTIES_FILE.read_text()
+    properties.write_text(re.sub(r"^\s*assert\(result_queue_w_addr == .*$", "", text, flags=re.M))
+    monkeypatch.setattr(formal, "PROPERTIES_FILE", properties)
+    outcome = formal.prove(formal.CASES["tiny"], "induction", 12, tmp_path / "job")
+    assert outcome.status == "unproved"
+    assert "k-induction did not close at k = 12" in outcome.lines()[0]
 
 
 def test_covers_are_reached(tmp_path):
@@ -75,3 +99,45 @@ def test_the_command_line(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tiny       stream     bounded to depth 8 (BMC)" in printed
     assert "1/1 proofs held" in printed
+
+
+def _flip_a_weight(verilog):
+    """One weight bit of the first layer's ROM, flipped."""
+    body, count = re.subn(r"(rom\[1\] = 3'h)1;", r"\g<1>0;", verilog, count=1)
+    assert count == 1, "the first layer's ROM word 1 was not found"
+    return body
+
+
+def test_a_wrong_weight_breaks_the_equivalence(tmp_path):
+    """The equivalence is not vacuous: with one weight flipped, some image's result differs
+    from the golden model's, and the solver finds one."""
+    outcome = formal.prove(formal.CASES["small"], "equivalence", 18, tmp_path,
+                           transform=_flip_a_weight)
+    assert outcome.status == "failed" and outcome.failed == "equivalence", outcome.log
+    assert outcome.trace.is_file()
+
+
+@pytest.mark.parametrize("sizes", [(6, 4, 3), (4, 3, 3, 2), (7, 5, 4)])
+def test_the_golden_logic_is_the_golden_model(sizes, tmp_path):
+    """``bs4nn_golden``, simulated by Icarus, gives the golden model's result word for random
+    networks and images (the extremes among them): property 5 compares against the rule."""
+    seed = 1000 + sum(sizes)
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    network = random_network(rng, sizes)
+    images = random_images(rng, 300, sizes[0])
+    bits = sum(width for _, width in packing.result_fields(sizes[-1]))
+    bench = [f"module bench; reg [{8 * sizes[0] - 1}:0] pixels; wire [{bits - 1}:0] result;",
+             "bs4nn_golden golden(.pixels(pixels), .result(result));", "initial begin"]
+    for image in images:
+        word = sum(int(p) << (8 * i) for i, p in enumerate(image))
+        bench.append(f'pixels = {8 * sizes[0]}\'h{word:x}; #1 $display("%0d", result);')
+    source = tmp_path / "golden.v"
+    source.write_text(golden_module(network) + "\n".join([*bench, "end", "endmodule"]) + "\n")
+    toolchain.prepare("icarus")
+    subprocess.run(["iverilog", "-o", str(tmp_path / "bench"), str(source)], check=True)
+    printed = subprocess.run(["vvp", "-n", str(tmp_path / "bench")], capture_output=True,
+                             text=True, check=True).stdout.split()
+    expected = [packing.pack_result(sizes[-1], **fields)
+                for fields in expected_results(network, images)]
+    assert [int(word) for word in printed] == expected

@@ -13,14 +13,15 @@ def add_arguments(parser):
     parser.add_argument("--case", action="append", choices=list(formal.CASES),
                         help=f"only this configuration (repeatable; default all: {cases})")
     parser.add_argument("--task", action="append", choices=list(formal.TASKS),
-                        help="only this task (repeatable; default all: safety = stream rules "
-                             "and one result per frame, liveness, ranges = no potential "
-                             "overflows, cover)")
+                        help="only this task (repeatable; default all: induction = the "
+                             "stream rules for every depth, safety = stream rules and one "
+                             "result per frame, liveness, ranges = no potential overflows, "
+                             "equivalence = each result is the golden model's, cover)")
     parser.add_argument("--depth", type=int, default=None,
-                        help="BMC depth of every task (default: "
+                        help="BMC depth (k for induction) of every task (default: "
                              + ", ".join(f"{task} {depth}"
                                          for task, depth in formal.DEPTHS.items())
-                             + "; ranges less in some cases)")
+                             + "; ranges and equivalence less in some cases)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="proofs run at once (default: one per CPU)")
     parser.add_argument("-o", "--out-dir", default="build/formal")
@@ -33,10 +34,11 @@ def run(args):
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     cases = [formal.CASES[name] for name in args.case or formal.CASES]
     tasks = args.task or list(formal.TASKS)
-    runs = [(case, task) for case in cases for task in tasks
-            if task != "liveness" or case.liveness]
+    runs = [(case, task) for case in cases for task in tasks if case.applies(task)]
     if not runs:
-        raise UserError("the liveness task does not apply with the debug stream: nothing to prove")
+        raise UserError(f"nothing to prove: {', '.join(tasks)} applies to none of "
+                        f"{', '.join(case.name for case in cases)} (liveness needs no debug "
+                        f"stream, equivalence built-in weights)")
     out_dir = Path(args.out_dir)
     print(f"bs4nn formal: {len(runs)} proofs of the generated bs4nn.v into {out_dir} "
           f"(SymbiYosys, {formal.SOLVER})", flush=True)
@@ -50,7 +52,7 @@ def run(args):
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(prove, runs))
-    bad = [o for o in outcomes if o.status not in ("bounded", "covered")]
+    bad = [o for o in outcomes if o.status not in ("bounded", "proved", "covered")]
     print(f"bs4nn formal: {len(outcomes) - len(bad)}/{len(outcomes)} proofs held"
           + ("" if not bad else f"; failed: {', '.join(f'{o.case} {o.task}' for o in bad)}"))
     return 1 if bad else 0
