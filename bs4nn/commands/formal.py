@@ -22,6 +22,9 @@ def add_arguments(parser):
                              + ", ".join(f"{task} {depth}"
                                          for task, depth in formal.DEPTHS.items())
                              + "; ranges and equivalence less in some cases)")
+    parser.add_argument("--time-limit", type=float, default=formal.TIME_LIMIT,
+                        help="seconds per proof, after which a bounded check reports the "
+                             "depth it reached (default %(default)s; 0: none)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="proofs run at once (default: one per CPU)")
     parser.add_argument("-o", "--out-dir", default="build/formal")
@@ -30,6 +33,8 @@ def add_arguments(parser):
 def run(args):
     if args.depth is not None and args.depth < 2:
         raise UserError(f"--depth must be at least 2, got {args.depth}")
+    if args.time_limit < 0:
+        raise UserError(f"--time-limit must be at least 0, got {args.time_limit}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     cases = [formal.CASES[name] for name in args.case or formal.CASES]
@@ -46,13 +51,17 @@ def run(args):
     def prove(case_task):
         case, task = case_task
         depth = args.depth or case.depth(task)
-        outcome = formal.prove(case, task, depth, out_dir / case.name)
+        # A directory per proof: those running at once never share a file.
+        outcome = formal.prove(case, task, depth, out_dir / case.name / task,
+                               time_limit=args.time_limit or None)
         print("\n".join(outcome.lines()), flush=True)
         return outcome
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(prove, runs))
     bad = [o for o in outcomes if o.status not in ("bounded", "proved", "covered")]
+    stopped = sum(o.stopped for o in outcomes if o not in bad)
     print(f"bs4nn formal: {len(outcomes) - len(bad)}/{len(outcomes)} proofs held"
+          + (f" ({stopped} bounded where the time limit stopped them)" if stopped else "")
           + ("" if not bad else f"; failed: {', '.join(f'{o.case} {o.task}' for o in bad)}"))
     return 1 if bad else 0
