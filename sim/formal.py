@@ -86,8 +86,8 @@ class FormalCase:
     events_per_cycle: int = 1
     weight_storage: str = "rom"
     debug_events: bool = False
-    #: Depths of tasks in ``make formal`` where less than :data:`DEPTHS`: where the solver
-    #: stalls (see the README's table).
+    #: Depths of tasks in ``make formal`` where they differ from :data:`DEPTHS`: less where
+    #: the solver stalls, more where a cover lies deeper (see the README's table).
     depths: dict = field(default_factory=dict)
 
     @property
@@ -112,7 +112,7 @@ class FormalCase:
 
     def depth(self, task):
         """The BMC depth of ``task`` in ``make formal``."""
-        return min(self.depths.get(task, DEPTHS[task]), DEPTHS[task])
+        return self.depths.get(task, DEPTHS[task])
 
     def first_result_bound(self):
         """The cycle by which the first image's result has left, at the latest (cycle 0 is
@@ -145,7 +145,8 @@ CASES = {case.name: case for case in (
     FormalCase("tiny", (6, 4, 3), pixels_per_beat=2, depths={"equivalence": 19}),
     FormalCase("folded", (5, 4, 3), lanes=2, pixels_per_beat=4, events_per_cycle=2,
                depths={"equivalence": 19}),
-    FormalCase("deep-ram", (4, 3, 3, 2), pixels_per_beat=1, weight_storage="ram"),
+    FormalCase("deep-ram", (4, 3, 3, 2), pixels_per_beat=1, weight_storage="ram",
+               depths={"cover": 32}),
     FormalCase("debug", (5, 4, 3), pixels_per_beat=8, debug_events=True,
                depths={"ranges": 13, "equivalence": 17}),
     FormalCase("small", (4, 3, 2), pixels_per_beat=4, depths={"equivalence": 20}),
@@ -178,11 +179,10 @@ class Outcome:
     def lines(self):
         """One line per property (or one for the covers)."""
         if self.task == "cover":
-            what = ("every cover reached" if self.status == "covered" else
-                    "a cover unreached" + (" (the time limit stopped the solver)"
-                                           if self.stopped else ""))
-            return [f"{self.case:10} covers     {what} within {self.depth} cycles "
-                    f"({self.seconds:.0f} s)"]
+            what = "every cover reached" if self.status == "covered" else "a cover unreached"
+            stop = "; the time limit stopped the solver" if self.stopped else ""
+            return [f"{self.case:10} covers      {what} within {self.depth} cycles "
+                    f"({self.seconds:.0f} s{stop})"]
         lines = []
         for name in TASKS[self.task][0]:
             if self.status == "bounded" and self.stopped:
@@ -204,10 +204,10 @@ class Outcome:
                          f"(view: gtkwave {self.trace})")
             else:
                 state = f"held up to step {self.step} (another property failed there)"
-            lines.append(f"{self.case:10} {name:10} {state}")
+            lines.append(f"{self.case:10} {name:11} {state}")
         lines[-1] += f" ({self.seconds:.0f} s)"
         if self.reach and self.status == "bounded":
-            lines.append(f"{'':21} {self.reach}")
+            lines.append(f"{'':22} {self.reach}")
         return lines
 
 
@@ -402,7 +402,7 @@ def prove(case, task, depth, directory, time_limit=None, transform=None):
     mode = TASKS[task][1]
     if stopped:
         # Every step before the one being checked held.
-        steps = re.findall(r"Checking assertions in step (\d+)", text)
+        steps = re.findall(r"Checking (?:assertions|cover reachability) in step (\d+)", text)
         reached = int(steps[-1]) if steps else 0
         if mode != "bmc" or reached < 1:
             status = {"prove": "unproved", "cover": "uncovered"}.get(mode, "stopped")

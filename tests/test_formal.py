@@ -35,8 +35,8 @@ def test_every_potential_range_lies_inside_its_width():
 
 def test_the_deep_proofs_cover_a_whole_image_of_every_case():
     for case in formal.CASES.values():
-        assert formal.DEPTHS["safety"] >= case.first_result_bound(), case.name
-        assert formal.DEPTHS["cover"] >= case.first_result_bound(), case.name
+        assert case.depth("safety") >= case.first_result_bound(), case.name
+        assert case.depth("cover") >= case.first_result_bound(), case.name
 
 
 @pytest.mark.parametrize(("task", "depth"), [("safety", 16), ("liveness", 22), ("ranges", 10)])
@@ -51,7 +51,7 @@ def test_the_stream_rules_are_proved_by_induction(tmp_path):
     outcome = formal.prove(formal.CASES["tiny"], "induction", formal.DEPTHS["induction"],
                            tmp_path)
     assert outcome.status == "proved", outcome.log.read_text()[-3000:]
-    assert outcome.lines()[0].startswith("tiny       stream     proved (k-induction, k = 12)")
+    assert outcome.lines()[0].startswith("tiny       stream      proved (k-induction, k = 12)")
 
 
 def test_induction_without_the_queue_invariants_does_not_close(tmp_path, monkeypatch):
@@ -98,7 +98,7 @@ def test_the_command_line(tmp_path, capsys):
     assert main(["formal", "--case", "tiny", "--task", "safety", "--depth", "8", "-o",
                  str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "tiny       stream     bounded to depth 8 (BMC)" in printed
+    assert "tiny       stream      bounded to depth 8 (BMC)" in printed
     assert "1/1 proofs held" in printed
 
 
