@@ -186,8 +186,8 @@ class Outcome:
         lines = []
         for name in TASKS[self.task][0]:
             if self.status == "bounded" and self.stopped:
-                state = f"bounded to depth {self.depth} (BMC; the time limit stopped step " \
-                        f"{self.depth})"
+                state = (f"bounded to depth {self.depth} (BMC; the time limit stopped step "
+                         f"{self.depth})")
             elif self.status == "bounded":
                 state = f"bounded to depth {self.depth} (BMC)"
             elif self.status == "proved":

@@ -85,8 +85,8 @@ def golden_module(network):
         is_output = index == len(network.layers)
         inputs, crossing_potentials, finals = _layer(lines, index, layer, inputs, is_output)
     # The decision, neuron by neuron: a later neuron wins only when strictly better.
-    best, first, at_crossing, best_final, final_best = "8'd0", inputs[0], crossing_potentials[0], \
-        "8'd0", finals[0]
+    best, first, at_crossing = "8'd0", inputs[0], crossing_potentials[0]
+    best_final, final_best = "8'd0", finals[0]
     for j in range(1, n_classes):
         better = (f"({inputs[j]} < {first} || ({inputs[j]} == {first} && "
                   f"{crossing_potentials[j]} > {at_crossing}))")
