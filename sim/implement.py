@@ -3,6 +3,7 @@
 read their figures."""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from .toolchain import venv_tool
 
 __all__ = ["ECP5_DEVICE", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS", "ICE40_AFTER_READ",
            "synth_ecp5", "place_and_route_ecp5", "synth_ice40", "place_and_route_ice40",
-           "ice40_cells", "ice40_figures", "synth_xilinx"]
+           "ice40_cells", "ice40_figures", "synth_xilinx", "port_paths"]
 
 ECP5_DEVICE = ("--85k", "--package", "CABGA381")
 #: The clock on a primary clock pin (G2, PCLKT6_0, the ULX3S board's clock): left to the
@@ -103,7 +104,23 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
     report = json.loads((Path(work_dir) / "pnr.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values())
     used = {name: value["used"] for name, value in report["utilization"].items()}
-    return {"fmax_mhz": round(fmax, 1), "comb": used.get("TRELLIS_COMB", 0)}
+    return {"fmax_mhz": round(fmax, 1), "comb": used.get("TRELLIS_COMB", 0),
+            **port_paths((Path(work_dir) / "nextpnr.log").read_text())}
+
+
+def port_paths(log_text):
+    """The longest paths from the input ports to a register (``input_to_reg_ns``) and from a
+    register to the output ports (``reg_to_output_ns``) after routing, from a nextpnr log:
+    the figures beside the register-to-register Fmax that say whether the IP meets the same
+    clock between registered neighbours. The log states them after placement and again
+    after routing; the last are the routed ones."""
+    paths = {}
+    for key, pattern in (("input_to_reg_ns", r"Max delay <async>\s+-> posedge [^:]+: ([\d.]+) ns"),
+                         ("reg_to_output_ns", r"Max delay posedge \S+ -> <async>\s*: ([\d.]+) ns")):
+        found = re.findall(pattern, log_text)
+        if found:
+            paths[key] = float(found[-1])
+    return paths
 
 
 def ice40_cells(stat_json_path, netlist_path):

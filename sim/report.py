@@ -36,6 +36,7 @@ COLUMNS = [
     ("dp16kd", "DP16KD"), ("logic_cells", "logic cells"), ("sb_lut4", "SB_LUT4"),
     ("sb_dff", "SB_DFF"), ("sb_ram40_4k", "SB_RAM40_4K"), ("sb_spram256ka", "SB_SPRAM256KA"),
     ("weights_in", "weights in"), ("fmax_mhz", "Fmax MHz"),
+    ("input_to_reg_ns", "in → reg ns"), ("reg_to_output_ns", "reg → out ns"),
     ("cycles_per_image", "cycles/image"), ("images_per_s", "images/s"),
     ("images_per_s_per_lut", "images/s/LUT4"), ("xc7_lut", "xc7 LUT"), ("xc7_ff", "xc7 FF"),
     ("xc7_bram36", "xc7 BRAM36"), ("images_per_s_per_xc7_lut", "images/s/xc7 LUT"),

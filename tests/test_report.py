@@ -47,6 +47,7 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     assert row["lanes"] == 64 and row["pixels_per_beat"] == 4 and row["events_per_cycle"] == 2
     assert row["lut4"] > 100 and row["ff"] > 100 and row["comb"] >= row["lut4"]
     assert 10 < row["fmax_mhz"] < 500
+    assert row["input_to_reg_ns"] > 0 and row["reg_to_output_ns"] > 0
     assert row["xc7_lut"] > 100
     # The 256 x 64 weight ROM (two banks) is in block RAM, and the table says so.
     assert row["weight_dp16kd"] >= 1
@@ -174,3 +175,15 @@ def test_tiny_design_goes_through_the_ice40_tools(tmp_path, monkeypatch):
     cells = implement.synth_ice40(verilog, tmp_path / "ip")
     assert cells["sb_lut4"] > 1000 and cells["sb_dff"] > 100
     assert (tmp_path / "ip" / "ice40.json").is_file()
+
+
+def test_port_paths_are_the_routed_ones():
+    """nextpnr states the port paths after placement and again after routing."""
+    log = """Info: Max delay <async>                           -> posedge $glbnet$clk: 14.90 ns
+Info: Max delay posedge $glbnet$clk -> <async>                          : 12.68 ns
+Info: Routing..
+Info: Max delay <async>                           -> posedge $glbnet$clk: 16.71 ns
+Info: Max delay posedge $glbnet$clk -> <async>                          : 9.43 ns
+"""
+    assert implement.port_paths(log) == {"input_to_reg_ns": 16.71, "reg_to_output_ns": 9.43}
+    assert implement.port_paths("Info: Max frequency for clock 'clk': 62.28 MHz") == {}
