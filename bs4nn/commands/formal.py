@@ -21,7 +21,7 @@ def add_arguments(parser):
                         help="BMC depth (k for induction) of every task (default: "
                              + ", ".join(f"{task} {depth}"
                                          for task, depth in formal.DEPTHS.items())
-                             + "; ranges and equivalence less in some cases)")
+                             + "; some cases differ: FormalCase.depths)")
     parser.add_argument("--time-limit", type=float, default=formal.TIME_LIMIT,
                         help="seconds per proof, after which a bounded check reports the "
                              "depth it reached (default %(default)s; 0: none)")
