@@ -59,6 +59,12 @@ PROPERTIES = {"1": "stream", "2": "frames", "3": "liveness", "4": "ranges", "5":
 TASKS = {"induction": (("stream",), "prove"), "safety": (("stream", "frames"), "bmc"),
          "liveness": (("liveness",), "bmc"), "ranges": (("ranges",), "bmc"),
          "equivalence": (("equivalence",), "bmc"), "cover": ((), "cover")}
+#: Task: the property sections of ``bs4nn_formal.sv`` it compiles in (each by the define of
+#: its name in capitals): its own, and for liveness and the covers the stream rules and the
+#: frame count besides.
+SECTIONS = {"induction": ("stream",), "safety": ("stream", "frames"),
+            "liveness": ("stream", "frames", "liveness"), "ranges": ("ranges",),
+            "equivalence": ("equivalence",), "cover": ("stream", "frames")}
 SOLVER = "yices"
 #: Seconds per proof in ``make formal``: a bounded check the limit stops reports the depth
 #: it reached.
@@ -321,18 +327,17 @@ def write_job(case, task, depth, directory, transform=None):
     (directory / "bs4nn.v").write_text(verilog)
     (directory / CASE_FILE).write_text(_case_header(accelerator, design.info))
     shutil.copyfile(PROPERTIES_FILE, directory / PROPERTIES_FILE.name)
-    (directory / GOLDEN_FILE).write_text(golden_module(accelerator.network))
+    # The golden model's logic only where property 5 compares against it.
+    golden_read = golden_file = ""
+    if task == "equivalence":
+        (directory / GOLDEN_FILE).write_text(golden_module(accelerator.network))
+        golden_read, golden_file = f"read_verilog {GOLDEN_FILE}\n", f"{GOLDEN_FILE}\n"
     exposed = " ".join(f"w:{name}" for name, *_ in _potentials(accelerator))
     queue = " ".join(f"w:core.result_queue.{name}" for name in QUEUE_SIGNALS.values())
-    defines = " ".join(
-        [f"-D{flag}" for flag, on in (("STREAM", task in ("safety", "liveness", "induction",
-                                                          "cover")),
-                                      ("FRAMES", task in ("safety", "liveness", "cover")),
-                                      ("LIVENESS", task == "liveness"),
-                                      ("RANGES", task == "ranges"),
-                                      ("EQUIVALENCE", task == "equivalence"),
-                                      ("DEBUG_EVENTS", case.debug_events),
-                                      ("WEIGHT_RAM", case.weight_storage == "ram")) if on])
+    flags = [section.upper() for section in SECTIONS[task]]
+    flags += [flag for flag, on in (("DEBUG_EVENTS", case.debug_events),
+                                    ("WEIGHT_RAM", case.weight_storage == "ram")) if on]
+    defines = " ".join(f"-D{flag}" for flag in flags)
     mode = TASKS[task][1]
     job = directory / f"{task}.sby"
     job.write_text(f"""[options]
@@ -349,8 +354,7 @@ proc
 flatten
 expose {queue} {exposed}
 read_verilog -formal {defines} {PROPERTIES_FILE.name}
-read_verilog {GOLDEN_FILE}
-prep -top bs4nn_formal
+{golden_read}prep -top bs4nn_formal
 memory_map
 opt -fast
 
@@ -358,8 +362,7 @@ opt -fast
 bs4nn.v
 {CASE_FILE}
 {PROPERTIES_FILE.name}
-{GOLDEN_FILE}
-""")
+{golden_file}""")
     return job
 
 
