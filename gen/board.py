@@ -276,8 +276,11 @@ def build_core(network, *, clocks_per_bit, timeout_cycles, lanes=0, pixels_per_b
     for name, value in (("clocks_per_bit", clocks_per_bit), ("timeout_cycles", timeout_cycles)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{name} must be a positive integer, got {value!r}")
+    # The board's link blocks are the accelerator's neighbours on the chip, in its clock: its
+    # ports need no register slices (and the UP5K build has no logic cells to spare).
     accelerator = Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                              events_per_cycle=events_per_cycle, weight_storage=weight_storage)
+                              events_per_cycle=events_per_cycle, weight_storage=weight_storage,
+                              pipelined=False)
     return BoardCore(accelerator, clocks_per_bit=clocks_per_bit, timeout_cycles=timeout_cycles)
 
 

@@ -1,12 +1,11 @@
-"""Find-first-set (a balanced tree of 2:1 multiplexers) and a predecoded one-hot decoder."""
+"""Find-first-set (a balanced tree of 2:1 multiplexers), the lowest set bit as one-hot, and a
+predecoded one-hot decoder."""
 
-import functools
-import operator
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.utils import ceil_log2
 
-__all__ = ["first_set", "decode", "lowest_set"]
+__all__ = ["first_set", "decode", "lowest_one_hot"]
 
 
 def first_set(m, value, name):
@@ -57,42 +56,9 @@ def decode(m, value, width, name):
     return onehot
 
 
-def lowest_set(m, value, name, group=16):
-    """Signals ``(any, index, without)`` for the lowest set bit of ``value``; ``without`` is
-    ``value`` with that bit cleared (combinational).
-
-    The vector is cut into groups of ``group`` bits: every group finds its own lowest bit in
-    parallel (``first_set``) and clears it (``g & (g - 1)``, a short carry chain); a prefix OR
-    of the groups' ``any`` picks the first non-empty group. The depth is that of one group's
-    search plus the prefix, not of a 256-bit search.
-    """
-    width = len(value)
-    n_groups = -(-width // group)
-    index_width = max(1, ceil_log2(width))
-    group_bits = max(1, ceil_log2(group))
-    any_set = Signal(name=f"{name}_any")
-    index = Signal(index_width, name=f"{name}_index")
-    without = Signal(width, name=f"{name}_without")
-    groups = []
-    for g in range(n_groups):
-        bits = value[g * group:min(width, (g + 1) * group)]
-        groups.append((bits, *first_set(m, bits, f"{name}_g{g}")))
-    anys = Cat(*[group_any for _, group_any, _ in groups])
-    index_terms, without_parts = [], []
-    for g, (bits, group_any, group_index) in enumerate(groups):
-        # The first non-empty group: each test is its own small OR tree, not a chain.
-        first = Signal(name=f"{name}_first{g}")
-        m.d.comb += first.eq(group_any & ~anys[:g].any() if g else group_any)
-        padded = Cat(group_index, Const(0, group_bits - len(group_index)))
-        full_index = Cat(padded, Const(g, index_width - group_bits)) \
-            if index_width > group_bits else padded
-        index_terms.append(Mux(first, full_index, 0))
-        cleared = Signal(len(bits), name=f"{name}_cleared{g}")
-        m.d.comb += cleared.eq(Mux(first, bits & (bits - 1), bits))
-        without_parts.append(cleared)
-    m.d.comb += [
-        any_set.eq(anys.any()),
-        index.eq(functools.reduce(operator.or_, index_terms)),
-        without.eq(Cat(*without_parts)),
-    ]
-    return any_set, index, without
+def lowest_one_hot(m, value, name):
+    """The lowest set bit of ``value`` alone, one-hot (0 when none is set; combinational):
+    ``value & -value``, a carry chain as long as ``value``."""
+    onehot = Signal(len(value), name=name)
+    m.d.comb += onehot.eq(value & (~value + 1))
+    return onehot

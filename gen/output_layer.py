@@ -1,16 +1,20 @@
 """The output layer and the decision: earliest spike, potential tie-break, no-fire fallback."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..model.network import MAX_STEP, NO_SPIKE
+from .event_layer import counter_shape
 from .layouts import result_layout, spike_vector_layout
 from .vector_layer import front_end_latency, input_groups, step_front_end
 from .weight_loader import LayerComponent, require_layer
 
-__all__ = ["OutputLayer", "argmax", "potential_shape"]
+__all__ = ["OutputLayer", "argmax", "compare_all", "winner", "potential_shape"]
 
 
 def potential_shape(n_inputs):
@@ -59,6 +63,36 @@ def argmax(m, candidates, name):
     return any_valid, index
 
 
+def compare_all(m, values, name):
+    """``ge[i, j]``, for every ``i < j``, is ``values[i] >= values[j]`` (combinational): one
+    comparator per pair, side by side rather than in a tree."""
+    ge = {}
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            ge[i, j] = Signal(name=f"{name}_{i}_{j}")
+            m.d.comb += ge[i, j].eq(values[i] >= values[j])
+    return ge
+
+
+def winner(m, ge, valids, name):
+    """One-hot: the valid candidate with the largest value, ties to the lower index (0 when
+    none is valid), from the comparisons of :func:`compare_all` (combinational): candidate
+    ``j`` wins when every other valid candidate ``i`` has a lower value (or an equal one and
+    a higher index)."""
+    n = len(valids)
+    onehot = Signal(n, name=name)
+    for j in range(n):
+        beats = [~valids[i] | (~ge[i, j] if i < j else ge[j, i]) for i in range(n) if i != j]
+        m.d.comb += onehot[j].eq(valids[j] & functools.reduce(operator.and_, beats, 1))
+    return onehot
+
+
+def encode(onehot, width):
+    """The index of the set bit of a one-hot value (0 when none is set)."""
+    return functools.reduce(operator.or_, [Mux(onehot[j], Const(j, width), 0)
+                                           for j in range(len(onehot))])
+
+
 class OutputLayer(LayerComponent):
     """Output neurons and the decision of each image.
 
@@ -75,9 +109,11 @@ class OutputLayer(LayerComponent):
     After a folded layer a step's spikes come in ``ceil(n_in / input_lanes)`` tokens, and the
     image is decided at the step's last one.
 
-    Latency: :func:`~.vector_layer.front_end_latency`, one cycle to accumulate, two to decide
-    (the comparator trees are registered halfway) (:attr:`latency`), from a token on
-    ``i_spikes`` to its result on ``o_results``.
+    Latency: :func:`~.vector_layer.front_end_latency`, one cycle to accumulate, then two
+    cycles to decide through comparator trees registered halfway, or with ``pairwise`` three
+    (every pair of potentials compared; the winners, one-hot; their indices: more logic,
+    shorter paths) (:attr:`latency`), from a token on ``i_spikes`` to its result on
+    ``o_results``.
 
     Parameters
     ----------
@@ -89,6 +125,8 @@ class OutputLayer(LayerComponent):
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
         (chunks: a memory) written through ``w_weights`` (else they are constants).
+    pairwise : bool
+        Decide from pairwise comparisons (see above) rather than comparator trees.
 
     Members
     -------
@@ -100,8 +138,10 @@ class OutputLayer(LayerComponent):
         only with ``weight_fields``
     """
 
-    def __init__(self, layer, *, credits=4, input_lanes=None, weight_fields=None):
+    def __init__(self, layer, *, credits=4, input_lanes=None, weight_fields=None,
+                 pairwise=False):
         require_layer(layer)
+        self._pairwise = pairwise
         if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
             raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
         self._credits = credits
@@ -120,8 +160,8 @@ class OutputLayer(LayerComponent):
 
     @property
     def latency(self):
-        """Front end, accumulate, two decision stages."""
-        return front_end_latency(self._layer, self._input_lanes) + 3
+        """Front end, accumulate, the decision's stages."""
+        return front_end_latency(self._layer, self._input_lanes) + (4 if self._pairwise else 3)
 
     def elaborate(self, platform):
         m = Module()
@@ -131,7 +171,7 @@ class OutputLayer(LayerComponent):
 
         # Accumulate the true potentials.
         shape = potential_shape(layer.n_in)
-        potentials = []
+        potentials, crossed = [], []
         for j in range(layer.n_out):
             # Cleared by every start token: no domain reset needed (see EventLayer).
             potential = Signal(shape, name=f"potential{j}", reset_less=True)
@@ -139,30 +179,20 @@ class OutputLayer(LayerComponent):
             delta = popcount.sums[j] * 2 - popcount.total
             with m.If(a_meta.valid):
                 m.d.sync += potential.eq(Mux(a_meta.start, 0, potential + delta))
+            if self._pairwise:
+                # Beside it, its margin over the threshold (the potential less threshold + 1,
+                # as in the EventLayer's counters): its sign says whether it has crossed.
+                margin = Signal(counter_shape(layer.n_in), name=f"margin{j}", reset_less=True)
+                with m.If(a_meta.valid):
+                    m.d.sync += margin.eq(Mux(a_meta.start, -(thresholds[j] + 1),
+                                              margin + delta))
+                crossed.append(~margin[-1])
+            else:
+                crossed.append(potential > thresholds[j])
         d_meta = Signal.like(a_meta)
         m.d.sync += d_meta.eq(a_meta)
-
-        # Decide, in two stages: each comparator tree is registered halfway.
-        width = max(1, ceil_log2(layer.n_out))
-        half = (width + 1) // 2
-        halves = []
-        for tree, valids in (("first", [p > t for p, t in zip(potentials, thresholds,
-                                                               strict=True)]),
-                             ("final", [Const(1, 1)] * layer.n_out)):
-            leaves = [(valid, potential, Const(j, width))
-                      for j, (valid, potential) in enumerate(zip(valids, potentials, strict=True))]
-            registered = []
-            for index, node in enumerate(argmax_levels(m, leaves, tree, half)):
-                copy = (Signal(name=f"{tree}_any_r{index}"),
-                        Signal.like(node[1], name=f"{tree}_value_r{index}"),
-                        Signal(width, name=f"{tree}_index_r{index}"))
-                m.d.sync += [copy[0].eq(node[0]), copy[1].eq(node[1]), copy[2].eq(node[2])]
-                registered.append(copy)
-            (any_valid, _, index), = argmax_levels(m, registered, f"{tree}_late", width)
-            halves.append((any_valid, index))
-        (any_crossed, first_winner), (_, final_winner) = halves
-        e_meta = Signal.like(d_meta)
-        m.d.sync += e_meta.eq(d_meta)
+        decide = self._decide_pairwise if self._pairwise else self._decide_by_trees
+        any_crossed, first_winner, final_winner, e_meta = decide(m, potentials, crossed, d_meta)
 
         decided = Signal()
         tag = Signal(range(self._credits), init=self._credits - 1)
@@ -208,3 +238,53 @@ class OutputLayer(LayerComponent):
                 result.error.eq(0),
             ]
         return m
+
+    def _decide_by_trees(self, m, potentials, crossed, meta):
+        """Two stages: each comparator tree (the earliest crossing's, the final potentials')
+        is registered halfway. Returns ``(any_crossed, first_winner, final_winner, meta)``,
+        the last delayed to line up."""
+        n_out = self._layer.n_out
+        width = max(1, ceil_log2(n_out))
+        half = (width + 1) // 2
+        halves = []
+        for tree, valids in (("first", crossed), ("final", [Const(1, 1)] * n_out)):
+            leaves = [(valid, potential, Const(j, width))
+                      for j, (valid, potential) in enumerate(zip(valids, potentials, strict=True))]
+            registered = []
+            for index, node in enumerate(argmax_levels(m, leaves, tree, half)):
+                copy = (Signal(name=f"{tree}_any_r{index}"),
+                        Signal.like(node[1], name=f"{tree}_value_r{index}"),
+                        Signal(width, name=f"{tree}_index_r{index}"))
+                m.d.sync += [copy[0].eq(node[0]), copy[1].eq(node[1]), copy[2].eq(node[2])]
+                registered.append(copy)
+            (any_valid, _, index), = argmax_levels(m, registered, f"{tree}_late", width)
+            halves.append((any_valid, index))
+        (any_crossed, first_winner), (_, final_winner) = halves
+        late_meta = Signal.like(meta)
+        m.d.sync += late_meta.eq(meta)
+        return any_crossed, first_winner, final_winner, late_meta
+
+    def _decide_pairwise(self, m, potentials, crossed, meta):
+        """Three stages: every pair of potentials compared, and the crossings, into
+        registers; the winners of the earliest crossing and of the final potentials, one-hot,
+        into registers; their indices, on the way into the result. Returns as
+        :meth:`_decide_by_trees`."""
+        n_out = self._layer.n_out
+        pairs = compare_all(m, potentials, "ge")
+        ge = Signal(len(pairs), name="ge_r")
+        m.d.sync += ge.eq(Cat(*pairs.values()))
+        ge_r = dict(zip(pairs, ge, strict=True))
+        crossed_r = Signal(n_out)
+        m.d.sync += crossed_r.eq(Cat(*crossed))
+        first_onehot, final_onehot, any_crossed = Signal(n_out), Signal(n_out), Signal()
+        m.d.sync += [
+            first_onehot.eq(winner(m, ge_r, crossed_r, "first")),
+            final_onehot.eq(winner(m, ge_r, [Const(1, 1)] * n_out, "final")),
+            any_crossed.eq(crossed_r.any()),
+        ]
+        late_meta = Signal.like(meta)
+        middle_meta = Signal.like(meta)
+        m.d.sync += [middle_meta.eq(meta), late_meta.eq(middle_meta)]
+        width = max(1, ceil_log2(n_out))
+        return (any_crossed, encode(first_onehot, width), encode(final_onehot, width),
+                late_meta)

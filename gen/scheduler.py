@@ -70,7 +70,7 @@ from .compact_scheduler import (
     CompactWalker,
     compact_applies,
 )
-from .first_set import decode, first_set, lowest_set
+from .first_set import decode, first_set, lowest_one_hot
 from .layouts import event_layout, framed_beat_layout, index_shape
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, beats_per_frame
 
@@ -107,15 +107,18 @@ class BankLoader:
 
     Stage 0 (the beat is accepted) reads each position's head (a head written in that same
     cycle is forwarded, so that the block RAM's output goes straight into a register);
-    stage 1 writes head and step; stage 2 writes the link, whose ``more`` bit checks the head
-    read, off the block RAM's output.
+    stage 1 writes head and step, and decodes each stored pixel's step into a one-hot row;
+    stage 2 sets the rows' bits in the bank's bitmap and reads the step of the beat each head
+    named; stage 3 writes the link, whose ``more`` bit checks that step, from registers.
     """
 
-    #: Cycles from a frame's last beat being accepted to its bank being marked full: the beat
-    #: is stored in stage 1, which marks the bank full in the cycle after.
-    load_to_full = 2
+    #: Cycles from a frame's last beat being accepted to its bank being marked full: its steps
+    #: are set in the bitmap in stage 2, which marks the bank full in the cycle after.
+    load_to_full = 3
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
+    #: Positions whose one-hot step rows stage 1 ORs into one register.
+    rows_per_group = 4
 
     def __init__(self, n_inputs, pixels_per_beat, ptr_width):
         self._n_inputs = n_inputs
@@ -129,9 +132,12 @@ class BankLoader:
         ppb, ptr_width = self._ppb, self._ptr_width
         load_bank = Signal()
         frame_open = Signal()   # a frame has begun and its last beat has not come yet
+        # The banks whose frame's last beat has been accepted (and not yet released): closed
+        # to beats from then on, before the bank is marked full at the end of the pipeline.
+        closed = Signal(2)
         accept = Signal()
         m.d.comb += [
-            beats.ready.eq(~store.full.bit_select(load_bank, 1) & ~(pause & ~frame_open)),
+            beats.ready.eq(~closed.bit_select(load_bank, 1) & ~(pause & ~frame_open)),
             accept.eq(beats.valid & beats.ready),
         ]
         head_write = [store.heads[k].write_port() for k in range(ppb)]
@@ -160,69 +166,106 @@ class BankLoader:
         s1_forward = Signal(ppb)  # the head read is the one stage 1 wrote as it was read
         s1_forward_beat = Signal(ptr_width)
         m.d.sync += s1_forward_beat.eq(s1_beat)
+        stored = Signal(ppb)      # the pixels of the beat accepted now that are stored
         for k in range(ppb):
             pixel = beats.payload.pixels[k]
             in_image = beats.payload.beat * ppb + k < self._n_inputs
-            m.d.comb += head_load[k].addr.eq(Cat(~pixel, load_bank))
+            m.d.comb += [
+                head_load[k].addr.eq(Cat(~pixel, load_bank)),
+                stored[k].eq(accept & beats.payload.keep & (pixel != 0) & in_image),
+            ]
             m.d.sync += [
-                s1_insert[k].eq(accept & beats.payload.keep & (pixel != 0) & in_image),
+                s1_insert[k].eq(stored[k]),
                 s1_step[k].eq(~pixel),
                 s1_forward[k].eq(s1_valid & s1_insert[k] & (s1_bank == load_bank)
                                  & (s1_step[k] == ~pixel)),
             ]
         with m.If(accept & beats.payload.end):
-            m.d.sync += [load_bank.eq(~load_bank), frame_open.eq(0)]
+            m.d.sync += [load_bank.eq(~load_bank), frame_open.eq(0),
+                         closed.bit_select(load_bank, 1).eq(1)]
         with m.Elif(accept):
             m.d.sync += frame_open.eq(1)
 
+        s2_valid = Signal()
         s2_bank = Signal()
         s2_beat = Signal(ptr_width)
+        s2_end = Signal()
+        s2_error = Signal()
         s2_insert = Signal(ppb)
         s2_step = [Signal(8, name=f"s2_step{k}") for k in range(ppb)]
         s2_previous = [Signal(ptr_width, name=f"s2_previous{k}") for k in range(ppb)]
+        # Each stored pixel's step as two one-hot halves, registered in stage 1 (the high half
+        # 0 for a pixel not stored), so that no register fans out to all 256 rows; stage 1
+        # ANDs them into the step's one-hot row, ORed over each group of `rows_per_group`
+        # positions into a register, and stage 2 sets them in the bitmap.
+        s1_high = [Signal(16, name=f"s1_high{k}") for k in range(ppb)]
+        s1_low = [Signal(16, name=f"s1_low{k}") for k in range(ppb)]
+        for k in range(ppb):
+            step = ~beats.payload.pixels[k]
+            high = decode(m, step[4:], 16, f"s0_high{k}")
+            low = decode(m, step[:4], 16, f"s0_low{k}")
+            m.d.sync += [s1_high[k].eq(Mux(stored[k], high, 0)), s1_low[k].eq(low)]
+        s1_onehot = [Cat(*[s1_high[k][i >> 4] & s1_low[k][i & 15] for i in range(N_STEPS)])
+                     for k in range(ppb)]
+        group = self.rows_per_group
+        s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}") for g in range(-(-ppb // group))]
         m.d.sync += [
+            s2_valid.eq(s1_valid),
             s2_bank.eq(s1_bank),
             s2_beat.eq(s1_beat),
+            s2_end.eq(s1_valid & s1_end),
+            s2_error.eq(s1_error),
             s2_insert.eq(Mux(s1_valid, s1_insert, 0)),
         ]
-        s1_onehot = [decode(m, s1_step[k], N_STEPS, f"s1_onehot{k}") for k in range(ppb)]
+        for g, rows in enumerate(s2_rows):
+            m.d.sync += rows.eq(functools.reduce(operator.or_, [
+                s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
+        inserted = Signal(N_STEPS)
+        m.d.comb += inserted.eq(functools.reduce(operator.or_, s2_rows))
+        s3_bank = Signal()
+        s3_beat = Signal(ptr_width)
+        s3_insert = Signal(ppb)
+        m.d.sync += [s3_bank.eq(s2_bank), s3_beat.eq(s2_beat), s3_insert.eq(s2_insert)]
         for k in range(ppb):
             m.d.sync += [
                 s2_step[k].eq(s1_step[k]),
                 s2_previous[k].eq(Mux(s1_forward[k], s1_forward_beat, head_load[k].data)),
             ]
-            # The head read is one of this image's (beats are numbered from 0 in a frame).
+            # The head read is one of this image's (beats are numbered from 0 in a frame):
+            # it names an earlier beat whose pixel k has this step.
             previous = s2_previous[k]
             m.d.comb += head_step[k].addr.eq(Cat(previous, s2_bank))
-            was_occupied = (previous < s2_beat) & (head_step[k].data == s2_step[k])
+            s3_previous = Signal(ptr_width, name=f"s3_previous{k}")
+            s3_occupied = Signal(name=f"s3_occupied{k}")
+            m.d.sync += [
+                s3_previous.eq(previous),
+                s3_occupied.eq((previous < s2_beat) & (head_step[k].data == s2_step[k])),
+            ]
             m.d.comb += [
                 step_write[k].addr.eq(Cat(s1_beat, s1_bank)),
                 step_write[k].data.eq(Mux(s1_insert[k], s1_step[k], N_STEPS - 1)),
                 step_write[k].en.eq(s1_valid),
-                link_write[k].addr.eq(Cat(s2_beat, s2_bank)),
-                link_write[k].data.eq(Cat(previous, was_occupied)),
-                link_write[k].en.eq(s2_insert[k]),
+                link_write[k].addr.eq(Cat(s3_beat, s3_bank)),
+                link_write[k].data.eq(Cat(s3_previous, s3_occupied)),
+                link_write[k].en.eq(s3_insert[k]),
                 head_write[k].addr.eq(Cat(s1_step[k], s1_bank)),
                 head_write[k].data.eq(s1_beat),
                 head_write[k].en.eq(s1_valid & s1_insert[k]),
             ]
 
-        # A step's bit is set as its first pixel is stored, and cleared as the step finder
-        # queues it; a frame's first beat clears its bank's bitmap.
-        inserted_any = Signal(N_STEPS)
-        m.d.comb += inserted_any.eq(functools.reduce(operator.or_, [
-            Mux(s1_valid & s1_insert[k], s1_onehot[k], 0) for k in range(ppb)]))
+        # A step's bit is set in stage 2 after its first pixel is stored, and cleared as the
+        # step finder queues it; a frame's first beat clears its bank's bitmap in stage 1 (its
+        # rows are set in the cycle after).
         release_valid, release_bank = release
         for b in range(2):
-            here = s1_bank == b
-            with m.If(s1_valid & here & s1_end):
-                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s1_error)]
+            with m.If(s2_end & (s2_bank == b)):
+                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2_error)]
             with m.If(release_valid & (release_bank == b)):
-                m.d.sync += store.full[b].eq(0)
+                m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
         return SimpleNamespace(
-            frame_open=frame_open, busy=s1_valid,
+            frame_open=frame_open, busy=s1_valid | s2_valid,
             clear=[s1_valid & s1_start & (s1_bank == b) for b in range(2)],
-            inserted=[Mux(s1_bank == b, inserted_any, 0) for b in range(2)])
+            inserted=[Mux(s2_bank == b, inserted, 0) for b in range(2)])
 
 
 def prepared_step_layout(ppb, ptr_width):
@@ -253,6 +296,15 @@ class StepFinder:
 
     #: Steps the step finder queues per bank before the bank's image may start.
     step_queue_depth = 2
+    #: Steps per chunk of the bitmap (:meth:`_chunk_source`).
+    chunk_steps = 16
+    #: Chunks picked and not yet drained, at most: a chunk is picked three cycles before the
+    #: drain can take it, so one more keeps a chunk ready for every cycle.
+    chunk_slots = 4
+    #: Cycles from a bank being marked full to its first step being in its queue: the picker
+    #: picks the first chunk, which is in the FIFO the cycle after next, in the drain the
+    #: cycle after, and queued in the next.
+    full_to_queued = 4
     #: Cycles from a step's issue to the first cycle it is in ``R``: the head memories read,
     #: their output is registered, then the mask is computed on the way into ``R``.
     issue_to_ready = 3
@@ -260,9 +312,9 @@ class StepFinder:
     #: cycle later, so one more than :attr:`issue_to_ready` keeps a step for every cycle.
     prepared_steps = issue_to_ready + 1
     #: Cycles from a bank being marked full to the cycle ``R`` holds its image's first step
-    #: (the walkers may start the image in that cycle): the queue takes the first step, which
-    #: is issued in the next cycle.
-    full_to_ready = 1 + issue_to_ready
+    #: (the walkers may start the image in that cycle): the first step is queued, then issued
+    #: in the cycle it is in the queue.
+    full_to_ready = full_to_queued + issue_to_ready
     #: Cycles from an image's finish to the first cycle ``R`` holds the next image's first
     #: step, issued in the finishing cycle.
     finish_to_ready = issue_to_ready
@@ -270,6 +322,88 @@ class StepFinder:
     def __init__(self, ppb, ptr_width):
         self._ppb = ppb
         self._ptr_width = ptr_width
+
+    def _chunk_source(self, m, store, b, fill, reset):
+        """Bank ``b``'s steps in order, one per cycle in which ``fill`` asks for one (see
+        :attr:`full_to_queued`). Returns ``emit`` (an entry goes into the queue this cycle),
+        ``valid`` (it is a step; else the image's end) and ``step``.
+
+        The bitmap is read a chunk of :attr:`chunk_steps` steps at a time: a *picker* takes
+        the lowest non-empty chunk not yet taken (a 16-bit search, from registers) into a
+        one-hot register, whose chunk is copied into a small FIFO in the next cycle; the
+        *drain* holds one chunk in ``current`` and gives its steps lowest first (a 16-bit
+        search), taking the next chunk from the FIFO in the cycle it gives the last. The
+        picker runs ahead while fewer than :attr:`chunk_slots` chunks are picked and not yet
+        drained, so a step is ready every cycle."""
+        size, slots = self.chunk_steps, self.chunk_slots
+        n_chunks = N_STEPS // size
+        chunk_bits = ceil_log2(size)
+        bitmap = store.bitmaps[b]
+        chunks = [bitmap[c * size:(c + 1) * size] for c in range(n_chunks)]
+        name = f"chunks{b}"
+        taken = Signal(n_chunks, name=f"{name}_taken")
+        pending = Signal(n_chunks, name=f"{name}_pending")
+        m.d.comb += pending.eq(Cat(*[chunk.any() for chunk in chunks]) & ~taken)
+        lowest = lowest_one_hot(m, pending, f"{name}_lowest")
+        outstanding = Signal(range(slots + 1), name=f"{name}_outstanding")
+        pick = Signal(name=f"{name}_pick")
+        m.d.comb += pick.eq(store.full[b] & (pending != 0) & (outstanding != slots))
+        picked = Signal(n_chunks, name=f"{name}_picked")        # one-hot, or 0
+        m.d.sync += picked.eq(Mux(pick, lowest, 0))
+        with m.If(pick):
+            m.d.sync += taken.eq(taken | lowest)
+
+        # The FIFO of picked chunks: their bits and their number.
+        fifo_layout = data.StructLayout({"bits": size, "chunk": ceil_log2(n_chunks)})
+        fifo = [Signal(fifo_layout, name=f"{name}_fifo{e}") for e in range(slots)]
+        fifo_write = Signal(range(slots), name=f"{name}_fifo_write")
+        fifo_read = Signal(range(slots), name=f"{name}_fifo_read")
+        fifo_count = Signal(range(slots + 1), name=f"{name}_fifo_count")
+        arriving = Signal(fifo_layout, name=f"{name}_arriving")
+        m.d.comb += [
+            arriving.bits.eq(functools.reduce(operator.or_, [
+                Mux(picked[c], chunks[c], 0) for c in range(n_chunks)])),
+            arriving.chunk.eq(functools.reduce(operator.or_, [
+                Mux(picked[c], c, 0) for c in range(n_chunks)])),
+        ]
+        for e in range(slots):
+            with m.If((picked != 0) & (fifo_write == e)):
+                m.d.sync += fifo[e].eq(arriving)
+        fifo_head = Signal(fifo_layout, name=f"{name}_fifo_head")
+        with m.Switch(fifo_read):
+            for e in range(slots):
+                with m.Case(e):
+                    m.d.comb += fifo_head.eq(fifo[e])
+
+        # The drain.
+        current = Signal(fifo_layout, name=f"{name}_current")
+        current_any = Signal(name=f"{name}_current_any")
+        m.d.comb += current_any.eq(current.bits != 0)
+        low_any, low = first_set(m, current.bits, f"{name}_low")
+        rest = Signal(size, name=f"{name}_rest")
+        m.d.comb += rest.eq(current.bits & (current.bits - 1))
+        finished = Signal(name=f"{name}_finished")   # no chunk left beyond `current`
+        m.d.comb += finished.eq((pending == 0) & (outstanding == 0))
+        emit = Signal(name=f"{name}_emit")
+        m.d.comb += emit.eq(fill & (current_any | finished))
+        pop = Signal(name=f"{name}_pop")
+        m.d.comb += pop.eq((fifo_count != 0) & (~current_any | (emit & (rest == 0))))
+        with m.If(pop):
+            m.d.sync += current.eq(fifo_head)
+        with m.Elif(emit):
+            m.d.sync += current.bits.eq(rest)
+        push = picked != 0
+        with m.If(push):
+            m.d.sync += fifo_write.eq(Mux(fifo_write == slots - 1, 0, fifo_write + 1))
+        with m.If(pop):
+            m.d.sync += fifo_read.eq(Mux(fifo_read == slots - 1, 0, fifo_read + 1))
+        m.d.sync += [fifo_count.eq(fifo_count + push - pop),
+                     outstanding.eq(outstanding + pick - pop)]
+        with m.If(reset):
+            m.d.sync += [taken.eq(0), picked.eq(0), outstanding.eq(0), fifo_write.eq(0),
+                         fifo_read.eq(0), fifo_count.eq(0), current.bits.eq(0)]
+        return SimpleNamespace(emit=emit, valid=current_any,
+                               step=Cat(low[:chunk_bits], current.chunk))
 
     def build(self, m, store, loader, *, bank, finish, take):
         """``take``: the walkers take ``R`` this cycle (an image starts or a step ends).
@@ -298,15 +432,15 @@ class StepFinder:
             ended = Signal(name=f"queue_ended{b}")   # the image's end is queued
             priming = Signal(range(self.full_to_ready + 1), name=f"priming{b}")
             m.d.comb += count.eq(write - read)
-            bitmap = store.bitmaps[b]
-            lowest_any, lowest_step, without_lowest = lowest_set(m, bitmap, f"lowest{b}")
             fill = Signal(name=f"fill{b}")
             m.d.comb += fill.eq(store.full[b] & (count != depth) & ~ended)
-            with m.If(fill):
-                m.d.sync += [write.eq(write + 1), ended.eq(~lowest_any)]
+            source = self._chunk_source(m, store, b, fill, finish & (bank == b))
+            with m.If(source.emit):
+                m.d.sync += [write.eq(write + 1), ended.eq(~source.valid)]
             for e in range(depth):
-                with m.If(fill & (write[0] == e)):
-                    m.d.sync += [entries[e].valid.eq(lowest_any), entries[e].step.eq(lowest_step)]
+                with m.If(source.emit & (write[0] == e)):
+                    m.d.sync += [entries[e].valid.eq(source.valid),
+                                 entries[e].step.eq(source.step)]
             with m.If(issue & (finder_bank == b)):
                 m.d.sync += read.eq(read + 1)
             # A bank's image may start `full_to_ready` cycles after the bank is full, even when
@@ -316,9 +450,10 @@ class StepFinder:
             m.d.comb += primed[b].eq(priming == self.full_to_ready)
             with m.If(finish & (bank == b)):
                 m.d.sync += [write.eq(0), read.eq(0), ended.eq(0), priming.eq(0)]
-            # The loader and the step finder never work on the same bank at once.
-            bitmap_next = Mux(fill, without_lowest, bitmap)
-            m.d.sync += bitmap.eq(Mux(loader.clear[b], 0, bitmap_next) | loader.inserted[b])
+            # The loader and the step finder never work on the same bank at once: the bitmap
+            # is only read while the bank is full.
+            bitmap = store.bitmaps[b]
+            m.d.sync += bitmap.eq(Mux(loader.clear[b], 0, bitmap) | loader.inserted[b])
             head = Signal(queued_layout, name=f"queue_head{b}")
             m.d.comb += head.eq(Mux(read[0], entries[1], entries[0]))
             queued_any.append(count != 0)

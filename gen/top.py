@@ -3,7 +3,7 @@
 # that is warned about where the Accelerator is built.)
 """The accelerator: blocks wired together, and the flat AXI-stream top level ``bs4nn``."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -16,6 +16,7 @@ from .event_layer import EventLayer
 from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weight_word_layout
 from .output_layer import OutputLayer
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
+from .register_slice import RegisterSlice
 from .schedule import Schedule
 from .scheduler import EVENTS_PER_CYCLE_CHOICES, EventScheduler
 from .spram import SPRAM_BLOCKS, spram_blocks
@@ -95,6 +96,15 @@ class Accelerator(wiring.Component):
         initial contents: its weights must be loaded before the first image.
     debug_events : bool
         Add the hidden spike event stream ``o_debug`` (see :mod:`.debug_events`).
+    pipelined : bool or None
+        The build for timing closure: a :class:`~.register_slice.RegisterSlice` on every
+        stream port, so that no path runs from a port through logic (the IP meets its clock
+        beside registered neighbours), and the output layer's decision from pairwise
+        comparisons (one cycle more, more logic). Only with weights in ROM: run-time weights
+        order their frames against the pixel frames at the ports, with no slice between.
+        None (the default): pipelined exactly with weights in ROM. A board build, whose
+        neighbours are on the chip in the same clock and whose UP5K has no logic to spare,
+        is not pipelined.
 
     The parameters are checked by :func:`check_parameters`.
 
@@ -109,11 +119,12 @@ class Accelerator(wiring.Component):
         results stay exact, cycle counts then differ from the cycle model)
     """
 
-    #: Cycles from a result being written into the result queue to its earliest transfer.
-    result_to_transfer = 1
+    #: Cycles from a result being written into the result queue to the first cycle it can
+    #: leave the queue (the queue's read is registered).
+    result_to_pop = 1
 
     def __init__(self, network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
-                 weight_storage="rom", debug_events=False):
+                 weight_storage="rom", debug_events=False, pipelined=None):
         check_parameters(network, lanes, pixels_per_beat, weight_storage, debug_events,
                          events_per_cycle)
         self._network = network
@@ -122,6 +133,13 @@ class Accelerator(wiring.Component):
         self._events_per_cycle = events_per_cycle
         self._weight_storage = weight_storage
         self._debug_events = debug_events
+        if pipelined is None:
+            pipelined = weight_storage == "rom"
+        if not isinstance(pipelined, bool):
+            raise TypeError(f"pipelined must be True, False or None, got {pipelined!r}")
+        if pipelined and weight_storage != "rom":
+            raise UserError(f"pipelined needs weight_storage='rom', got {weight_storage!r}")
+        self._pipelined = pipelined
         fields = self.weight_fields if self.writable_weights else None
         self._framer = PixelFramer(network.n_inputs, pixels_per_beat)
         self._event_layer = EventLayer(network.layers[0], self._lanes,
@@ -135,7 +153,8 @@ class Accelerator(wiring.Component):
                                                    weight_fields=fields))
             input_lanes = None
         self._output_layer = OutputLayer(network.layers[-1], credits=RESULT_CREDITS,
-                                         input_lanes=input_lanes, weight_fields=fields)
+                                         input_lanes=input_lanes, weight_fields=fields,
+                                         pairwise=pipelined)
         self._scheduler = EventScheduler(
             network.n_inputs, pixels_per_beat, self._event_layer.groups, RESULT_CREDITS,
             drain_cycles=self.event_to_result + 2, events_per_cycle=events_per_cycle)
@@ -179,6 +198,20 @@ class Accelerator(wiring.Component):
         return self._debug_events
 
     @property
+    def pipelined(self):
+        return self._pipelined
+
+    @property
+    def port_latency(self):
+        """Cycles each stream port adds (its :class:`~.register_slice.RegisterSlice`)."""
+        return RegisterSlice.latency if self._pipelined else 0
+
+    @property
+    def port_entries(self):
+        """Beats or results each stream port holds."""
+        return RegisterSlice.entries if self._pipelined else 0
+
+    @property
     def hidden_sizes(self):
         return [layer.n_out for layer in self._network.layers[:-1]]
 
@@ -210,8 +243,29 @@ class Accelerator(wiring.Component):
             load_to_start=scheduler.load_to_start,
             finish_to_start=scheduler.finish_to_start,
             finish_to_load=scheduler.finish_to_load,
-            result_to_transfer=self.result_to_transfer,
+            input_latency=self.port_latency,
+            result_to_pop=self.result_to_pop,
+            output_latency=self.port_latency,
+            port_entries=self.port_entries,
         )
+
+    def _inward(self, m, name):
+        """The stream that comes in through the input port ``name``, as a source."""
+        port = getattr(self, name)
+        if not self._pipelined:
+            return wiring.flipped(port)
+        stage = m.submodules[f"{name}_slice"] = RegisterSlice(port.payload.shape())
+        wiring.connect(m, wiring.flipped(port), stage.i)
+        return stage.o
+
+    def _outward(self, m, name):
+        """The stream that leaves through the output port ``name``, as a sink."""
+        port = getattr(self, name)
+        if not self._pipelined:
+            return wiring.flipped(port)
+        stage = m.submodules[f"{name}_slice"] = RegisterSlice(port.payload.shape())
+        wiring.connect(m, stage.o, wiring.flipped(port))
+        return stage.i
 
     def elaborate(self, platform):
         m = Module()
@@ -225,7 +279,7 @@ class Accelerator(wiring.Component):
             m.submodules[f"vector_layer{index}"] = layer
         output_layer = m.submodules.output_layer = self._output_layer
 
-        wiring.connect(m, wiring.flipped(self.i_pixels), framer.i_beats)
+        wiring.connect(m, self._inward(m, "i_pixels"), framer.i_beats)
         wiring.connect(m, framer.o_beats, scheduler.i_beats)
         wiring.connect(m, scheduler.o_events, event_layer.i_events)
         spikes = event_layer.o_spikes
@@ -239,13 +293,14 @@ class Accelerator(wiring.Component):
         queue = m.submodules.result_queue = SyncFIFO(
             width=result_layout(self._network.n_classes).size, depth=RESULT_CREDITS)
         results = output_layer.o_results
+        outgoing = self._outward(m, "o_results")
         m.d.comb += [
             queue.w_data.eq(results.payload),
             queue.w_en.eq(results.valid),
-            self.o_results.valid.eq(queue.r_rdy),
-            self.o_results.payload.eq(queue.r_data),
-            queue.r_en.eq(self.o_results.ready),
-            scheduler.i_result_taken.eq(queue.r_rdy & self.o_results.ready),
+            outgoing.valid.eq(queue.r_rdy),
+            outgoing.payload.eq(queue.r_data),
+            queue.r_en.eq(outgoing.ready),
+            scheduler.i_result_taken.eq(queue.r_rdy & outgoing.ready),
         ]
 
         if self._debug_events:
@@ -261,7 +316,7 @@ class Accelerator(wiring.Component):
             for index, spikes in enumerate(taps):
                 tap = getattr(debug, f"i_spikes{index}")
                 m.d.comb += [tap.valid.eq(spikes.valid), tap.payload.eq(spikes.payload)]
-            wiring.connect(m, debug.o_events, wiring.flipped(self.o_debug))
+            wiring.connect(m, debug.o_events, self._outward(m, "o_debug"))
             m.d.comb += [
                 scheduler.i_hold.eq(debug.o_full),
                 scheduler.i_may_start.eq(debug.o_empty & scheduler.o_drained),
@@ -273,7 +328,7 @@ class Accelerator(wiring.Component):
             loader = m.submodules.weight_loader = WeightLoader(network.sizes, self._lanes,
                                                                self._events_per_cycle)
             loading = Signal()
-            weights = self.i_weights
+            weights = self._inward(m, "i_weights")
             m.d.comb += [
                 scheduler.i_pause.eq(weights.valid | loading),
                 weights.ready.eq(loading),
@@ -306,8 +361,15 @@ class TopLevel(wiring.Component):
         (``packing.weight_stream_fields``), ``tlast`` on a weight frame's last word.
 
     Every ``TDATA`` is whole bytes (``packing.tdata_width``): the word in the low bits, the
-    padding above it 0 on the outputs and ignored on the inputs.
+    padding above it 0 on the outputs and ignored on the inputs. ``rst`` is synchronous and
+    registered: the design is reset from the cycle after ``rst`` rises to the cycle after it
+    falls, and takes its first beat one cycle later still.
     """
+
+    #: Cycles from the first cycle ``rst`` is low to the first cycle a beat can be accepted
+    #: (the registered reset holds the design one cycle longer, and the input port's
+    #: ``tready`` register rises in the cycle after that).
+    reset_to_ready = 2
 
     def __init__(self, accelerator):
         if not isinstance(accelerator, Accelerator):
@@ -343,7 +405,13 @@ class TopLevel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        core = m.submodules.core = self.accelerator
+        # The reset port goes into a register first, like every other input: the design
+        # runs in a domain ``core`` on the same clock, reset one cycle later.
+        m.domains.core = ClockDomain(local=True)
+        reset = Signal(init=1, reset_less=True)
+        m.d.sync += reset.eq(ResetSignal())
+        m.d.comb += [ClockSignal("core").eq(ClockSignal()), ResetSignal("core").eq(reset)]
+        core = m.submodules.core = DomainRenamer("core")(self.accelerator)
         m.d.comb += [
             core.i_pixels.payload.pixels.eq(self.s_axis_tdata),
             core.i_pixels.payload.last.eq(self.s_axis_tlast),

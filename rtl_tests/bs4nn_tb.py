@@ -444,7 +444,8 @@ def check_timing(tb, inference_indices, pixels):
     ``(mismatches, cycles, predicted)``."""
     predicted = np.asarray(cycle_model.predict(tb.env.network, pixels, lanes=tb.env.lanes,
                                                pixels_per_beat=tb.env.pixels_per_beat,
-                                               events_per_cycle=tb.env.events_per_cycle),
+                                               events_per_cycle=tb.env.events_per_cycle,
+                                               weight_storage=tb.env.weight_storage),
                            dtype=np.int64)
     cycles = tb.result_cycles(inference_indices)
     wrong = np.nonzero(cycles != predicted)[0]

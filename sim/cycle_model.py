@@ -18,13 +18,15 @@ from ..model.network import MAX_STEP
 __all__ = ["schedule_of", "predict", "breakdown"]
 
 
-def schedule_of(network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
+def schedule_of(network, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
+                weight_storage="rom"):
     """The :class:`~bs4nn.gen.schedule.Schedule` of the accelerator generated with these
-    parameters (checked by :func:`bs4nn.gen.top.check_parameters`)."""
+    parameters (checked by :func:`bs4nn.gen.top.check_parameters`; the weight storage decides
+    whether it is pipelined)."""
     from ..gen.top import Accelerator
 
     return Accelerator(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                       events_per_cycle=events_per_cycle).schedule
+                       events_per_cycle=events_per_cycle, weight_storage=weight_storage).schedule
 
 
 def _round_counts(network, pixels, schedule):
@@ -61,10 +63,12 @@ def _round_counts(network, pixels, schedule):
     return inference, n_events, n_rounds, n_trigger
 
 
-def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
+def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
+              weight_storage="rom"):
     """Per-image schedule as a dict of int64 ``(n,)`` arrays.
 
-    Keys: ``first_beat``, ``last_beat``, ``start``, ``finish``, ``result`` (written into the
+    Keys: ``first_beat``, ``last_beat`` (the cycles the scheduler takes them, ``input_latency``
+    after the port when it is not held), ``start``, ``finish``, ``result`` (written into the
     result queue), ``transfer`` (on ``m_axis``), ``events`` (input events), ``rounds``
     (``n_k``), ``rounds_used`` (``n*``, rounds up to the decision), ``fired``.
     """
@@ -72,14 +76,14 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
     if pixels.ndim != 2 or pixels.shape[1] != network.n_inputs:
         raise UserError(f"pixels must have shape (n, {network.n_inputs}), got {pixels.shape}")
     schedule = schedule_of(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                           events_per_cycle=events_per_cycle)
+                           events_per_cycle=events_per_cycle, weight_storage=weight_storage)
     inference, n_events, n_rounds, n_trigger = _round_counts(network, pixels, schedule)
     n = pixels.shape[0]
     g, d = schedule.lane_groups, schedule.event_to_result
     out = {name: np.zeros(n, dtype=np.int64) for name in
            ("first_beat", "last_beat", "start", "finish", "result", "transfer")}
     for k in range(n):
-        first = 0 if k == 0 else out["last_beat"][k - 1] + 1
+        first = schedule.input_latency if k == 0 else out["last_beat"][k - 1] + 1
         if k >= 2:
             first = max(first, out["finish"][k - 2] + schedule.finish_to_load)
         last = first + schedule.beats_per_image - 1
@@ -87,7 +91,7 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
         if k >= 1:
             start = max(start, out["finish"][k - 1] + schedule.finish_to_start)
         if k >= schedule.credits:
-            start = max(start, out["transfer"][k - schedule.credits] + 1)
+            start = max(start, out["result"][k - schedule.credits] + schedule.result_to_pop + 1)
         run_out = start + 1 + n_rounds[k] * g
         if inference.fired[k]:
             result = start + 1 + n_trigger[k] * g + d
@@ -105,8 +109,9 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
     return out
 
 
-def predict(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1):
+def predict(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1,
+            weight_storage="rom"):
     """Transfer cycle of each result, int64 ``(n,)``, for uint8 ``(n, n_in)`` images streamed
     back to back with ``m_axis_tready`` high (cycle 0 accepts the first beat)."""
     return breakdown(network, pixels, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                     events_per_cycle=events_per_cycle)["transfer"]
+                     events_per_cycle=events_per_cycle, weight_storage=weight_storage)["transfer"]

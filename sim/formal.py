@@ -39,7 +39,7 @@ import numpy as np
 from ..gen.build import generate
 from ..gen.event_layer import counter_shape
 from ..gen.output_layer import potential_shape
-from ..gen.top import Accelerator
+from ..gen.top import Accelerator, TopLevel
 from ..model import packing
 from ..model.errors import UserError
 from .cycle_model import predict
@@ -74,8 +74,8 @@ TIME_LIMIT = 480
 #: ranges and equivalence stop where the solver does (for ``tiny``'s ranges, step 17, the
 #: first cycle a surplus event could reach a counter, did not finish in 10 minutes; the
 #: equivalence, per case, in :attr:`FormalCase.depths`).
-DEPTHS = {"induction": 12, "safety": 30, "liveness": 30, "ranges": 16, "equivalence": 30,
-          "cover": 30}
+DEPTHS = {"induction": 12, "safety": 40, "liveness": 40, "ranges": 16, "equivalence": 40,
+          "cover": 64}
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ class FormalCase:
         """The cycle by which the first image's result has left, at the latest (cycle 0 is
         the reset): a safety depth at least this covers a whole image."""
         schedule = self.accelerator().schedule
-        return 1 + schedule.beats_per_image + schedule.result_bound(self.sizes[0])
+        return (1 + TopLevel.reset_to_ready + schedule.beats_per_image
+                + schedule.result_bound(self.sizes[0]))
 
     def result_steps(self, n=300, seed=0):
         """The step at which the result of each of ``n`` random images (``random_images``)
@@ -133,10 +134,13 @@ class FormalCase:
         leave before step ``N``."""
         accelerator = self.accelerator()
         images = random_images(np.random.default_rng(seed), n, self.sizes[0])
-        return 1 + np.array([predict(accelerator.network, image[None], lanes=accelerator.lanes,
-                                     pixels_per_beat=self.pixels_per_beat,
-                                     events_per_cycle=self.events_per_cycle)[0]
-                             for image in images])
+        first_beat = 1 + TopLevel.reset_to_ready
+        return first_beat + np.array([predict(accelerator.network, image[None],
+                                              lanes=accelerator.lanes,
+                                              pixels_per_beat=self.pixels_per_beat,
+                                              events_per_cycle=self.events_per_cycle,
+                                              weight_storage=self.weight_storage)[0]
+                                      for image in images])
 
     def network(self):
         return random_network(np.random.default_rng(self.seed), self.sizes)
@@ -148,14 +152,14 @@ class FormalCase:
 
 
 CASES = {case.name: case for case in (
-    FormalCase("tiny", (6, 4, 3), pixels_per_beat=2, depths={"equivalence": 19}),
+    FormalCase("tiny", (6, 4, 3), pixels_per_beat=2, depths={"equivalence": 28}),
     FormalCase("folded", (5, 4, 3), lanes=2, pixels_per_beat=4, events_per_cycle=2,
-               depths={"equivalence": 19}),
+               depths={"equivalence": 28}),
     FormalCase("deep-ram", (4, 3, 3, 2), pixels_per_beat=1, weight_storage="ram",
-               depths={"cover": 32}),
+               depths={"cover": 80}),
     FormalCase("debug", (5, 4, 3), pixels_per_beat=8, debug_events=True,
-               depths={"ranges": 13, "equivalence": 17}),
-    FormalCase("small", (4, 3, 2), pixels_per_beat=4, depths={"equivalence": 20}),
+               depths={"ranges": 13, "equivalence": 26}),
+    FormalCase("small", (4, 3, 2), pixels_per_beat=4, depths={"equivalence": 29}),
 )}
 
 

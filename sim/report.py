@@ -109,12 +109,13 @@ def work_dir_name(lanes, pixels_per_beat, events_per_cycle):
     return name if events_per_cycle == 1 else f"{name}_e{events_per_cycle}"
 
 
-def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1):
+def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1,
+                     weight_storage="rom"):
     """Mean result-to-result cycles over ``images`` streamed back to back (cycle model)."""
     from .cycle_model import predict
 
     result_cycles = predict(network, images, lanes=lanes, pixels_per_beat=pixels_per_beat,
-                            events_per_cycle=events_per_cycle)
+                            events_per_cycle=events_per_cycle, weight_storage=weight_storage)
     return float(result_cycles[-1] + 1) / images.shape[0]
 
 
@@ -382,7 +383,8 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
         del row["key"]
         row.setdefault("device", device)   # saved before rows named their device
         row.setdefault("events_per_cycle", events)
-        row["cycles_per_image"] = round(cycles_per_image(network, lanes, ppb, images, events), 1)
+        row["cycles_per_image"] = round(cycles_per_image(
+            network, lanes, ppb, images, events, DEVICES[device].weight_storage), 1)
         row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
         if "lut4" in row:
             row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)

@@ -38,11 +38,12 @@ def test_exact_against_simulation(sizes, lanes, pixels_per_beat, events_per_cycl
 
 def test_credits_bind_for_tiny_images():
     rng = np.random.default_rng(3)
-    network = random_network(rng, (8, 12, 10, 8, 3))
+    network = random_network(rng, (8, 12, 10, 8, 8, 8, 8, 3))
     images = np.zeros((12, 8), dtype=np.uint8)
     plan = breakdown(network, images, pixels_per_beat=16)
-    credits = schedule_of(network, pixels_per_beat=16).credits
-    waits = plan["start"][credits:] == plan["transfer"][:-credits] + 1
+    schedule = schedule_of(network, pixels_per_beat=16)
+    credits = schedule.credits
+    waits = plan["start"][credits:] == plan["result"][:-credits] + schedule.result_to_pop + 1
     assert waits.any()
 
 
@@ -59,7 +60,7 @@ def test_invariants():
     assert np.all(plan["finish"] <= plan["result"])
     assert np.all(plan["rounds_used"] <= plan["rounds"])
     assert np.all(plan["rounds"] <= plan["events"])
-    assert plan["first_beat"][0] == 0
+    assert plan["first_beat"][0] == schedule.input_latency
 
 
 def test_errors():

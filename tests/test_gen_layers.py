@@ -201,14 +201,15 @@ def decision_model(layer, vectors):
             "error": 0}
 
 
+@pytest.mark.parametrize("pairwise", [False, True])
 @pytest.mark.parametrize(("n_in", "n_out", "input_lanes"), [(10, 3, None), (25, 7, None),
-                                                            (10, 3, 4), (25, 7, 5)])
-def test_output_layer(n_in, n_out, input_lanes):
+                                                            (10, 3, 4), (25, 7, 5), (12, 1, None)])
+def test_output_layer(n_in, n_out, input_lanes, pairwise):
     seed = 3 * n_in + n_out
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = OutputLayer(layer, credits=4, input_lanes=input_lanes)
+    dut = OutputLayer(layer, credits=4, input_lanes=input_lanes, pairwise=pairwise)
     tokens, expected = [], []
     for _ in range(8):
         steps = sorted(set(int(s) for s in rng.integers(1, 257, size=rng.integers(1, 6))))
@@ -239,6 +240,7 @@ def test_latency_property(cls):
     layer = random_layer(np.random.default_rng(0), 600, 10)
     expected = 6 if cls is VectorLayer else 7
     assert cls(layer).latency == expected
+    assert OutputLayer(layer, pairwise=True).latency == 8
     assert EventLayer.latency == 3
 
 
