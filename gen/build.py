@@ -80,6 +80,7 @@ def _describe(network, accelerator, top, debug_events):
             "events_per_cycle": accelerator.events_per_cycle,
             "weight_storage": accelerator.weight_storage,
             "debug_events": debug_events,
+            "pipelined": accelerator.pipelined,
             "n_inputs": network.n_inputs,
             "n_classes": network.n_classes,
             "hidden_sizes": hidden_sizes,

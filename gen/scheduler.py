@@ -21,8 +21,9 @@ and the other schedule constants sum:
   of the image whose ``step_k`` is that step (a stale head fails the test, as the beat it
   names is either not loaded yet or spikes at another step). A whole beat is inserted per
   cycle, whatever its pixels.
-* :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: a tree search of
-  ``steps`` queues the steps in order (then the image's end, a step-less entry); each queued
+* :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: the bitmap is
+  read a 16-step chunk at a time, and the chunks' steps are queued in order (then the image's
+  end, a step-less entry); each queued
   step is *issued*: its heads are read from every position's head memory, the read is
   registered, then the positions that have a list there are found (step memory read and
   compare) and the prepared step goes into ``R``, or into a small FIFO behind ``R`` while
@@ -106,10 +107,11 @@ class BankLoader:
     """Writes framed beats into the bank being loaded, one beat per cycle.
 
     Stage 0 (the beat is accepted) reads each position's head (a head written in that same
-    cycle is forwarded, so that the block RAM's output goes straight into a register);
-    stage 1 writes head and step, and decodes each stored pixel's step into a one-hot row;
-    stage 2 sets the rows' bits in the bank's bitmap and reads the step of the beat each head
-    named; stage 3 writes the link, whose ``more`` bit checks that step, from registers.
+    cycle is forwarded, so that the block RAM's output goes straight into a register) and
+    decodes each stored pixel's step into two one-hot halves; stage 1 writes head and step,
+    and ANDs the halves into one-hot rows, ORed per :attr:`rows_per_group` positions; stage 2
+    sets the rows in the bank's bitmap and reads the step of the beat each head named;
+    stage 3 writes the link, whose ``more`` bit checks that step, from registers.
     """
 
     #: Cycles from a frame's last beat being accepted to its bank being marked full: its steps
@@ -283,8 +285,8 @@ class StepFinder:
     """Keeps the walkers' next step ready in registers ``R`` (see the module doc).
 
     A queue of two steps per bank is filled, lowest step first, from the bank's bitmap as soon
-    as the bank is loaded (each step's bit is cleared as it is queued, and the image's end is
-    queued as an entry without a step); the fill depends on registers only. The queue's head
+    as the bank is loaded (:meth:`_chunk_source`; the image's end is queued as an entry
+    without a step); the fill depends on registers only. The queue's head
     of the image's bank is *issued*: its heads are read from every position's head memory,
     the read is registered, then the positions whose list is of that step are found (step
     memory read and compare) and the prepared step enters ``R``, or the FIFO behind ``R`` when
