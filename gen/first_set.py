@@ -1,11 +1,13 @@
-"""Find-first-set (a balanced tree of 2:1 multiplexers), the lowest set bit as one-hot, and a
-predecoded one-hot decoder."""
+"""Find-first-set (a balanced tree of 2:1 multiplexers), the lowest set bit as one-hot, a
+predecoded one-hot decoder and its inverse."""
 
+import functools
+import operator
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.utils import ceil_log2
 
-__all__ = ["first_set", "decode", "lowest_one_hot"]
+__all__ = ["first_set", "decode", "encode", "lowest_one_hot"]
 
 
 def first_set(m, value, name):
@@ -54,6 +56,13 @@ def decode(m, value, width, name):
     m.d.comb += onehot.eq(Cat(*[high[i >> low_bits] & low[i & (low_count - 1)]
                                 for i in range(width)]))
     return onehot
+
+
+def encode(onehot, width):
+    """The index of the set bit of a one-hot value as a ``width``-bit value (0 when none is
+    set): an OR of the indices, flatter than :func:`first_set` where one bit at most is set."""
+    return functools.reduce(operator.or_, [Mux(onehot[j], Const(j, width), 0)
+                                           for j in range(len(onehot))])
 
 
 def lowest_one_hot(m, value, name):

@@ -10,6 +10,7 @@ from amaranth.utils import ceil_log2
 
 from ..model.network import MAX_STEP, NO_SPIKE
 from .event_layer import counter_shape
+from .first_set import encode
 from .layouts import result_layout, spike_vector_layout
 from .vector_layer import front_end_latency, input_groups, step_front_end
 from .weight_loader import LayerComponent, require_layer
@@ -85,12 +86,6 @@ def winner(m, ge, valids, name):
         beats = [~valids[i] | (~ge[i, j] if i < j else ge[j, i]) for i in range(n) if i != j]
         m.d.comb += onehot[j].eq(valids[j] & functools.reduce(operator.and_, beats, 1))
     return onehot
-
-
-def encode(onehot, width):
-    """The index of the set bit of a one-hot value (0 when none is set)."""
-    return functools.reduce(operator.or_, [Mux(onehot[j], Const(j, width), 0)
-                                           for j in range(len(onehot))])
 
 
 class OutputLayer(LayerComponent):

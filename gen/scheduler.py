@@ -71,7 +71,7 @@ from .compact_scheduler import (
     CompactWalker,
     compact_applies,
 )
-from .first_set import decode, first_set, lowest_one_hot
+from .first_set import decode, encode, first_set, lowest_one_hot
 from .layouts import event_layout, framed_beat_layout, index_shape
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, beats_per_frame
 
@@ -255,9 +255,9 @@ class BankLoader:
                 head_write[k].en.eq(s1_valid & s1_insert[k]),
             ]
 
-        # A step's bit is set in stage 2 after its first pixel is stored, and cleared as the
-        # step finder queues it; a frame's first beat clears its bank's bitmap in stage 1 (its
-        # rows are set in the cycle after).
+        # A step's bit is set in stage 2 after its first pixel is stored; a frame's first beat
+        # clears its bank's bitmap in stage 1 (its rows are set in the cycle after). The step
+        # finder only reads the bitmap.
         release_valid, release_bank = release
         for b in range(2):
             with m.If(s2_end & (s2_bank == b)):
@@ -360,13 +360,14 @@ class StepFinder:
         fifo = [Signal(fifo_layout, name=f"{name}_fifo{e}") for e in range(slots)]
         fifo_write = Signal(range(slots), name=f"{name}_fifo_write")
         fifo_read = Signal(range(slots), name=f"{name}_fifo_read")
+        # Equal to `outstanding` less the chunk in `picked`, but kept as its own register so
+        # that `pop` waits on no OR of `picked`.
         fifo_count = Signal(range(slots + 1), name=f"{name}_fifo_count")
         arriving = Signal(fifo_layout, name=f"{name}_arriving")
         m.d.comb += [
             arriving.bits.eq(functools.reduce(operator.or_, [
                 Mux(picked[c], chunks[c], 0) for c in range(n_chunks)])),
-            arriving.chunk.eq(functools.reduce(operator.or_, [
-                Mux(picked[c], c, 0) for c in range(n_chunks)])),
+            arriving.chunk.eq(encode(picked, len(arriving.chunk))),
         ]
         for e in range(slots):
             with m.If((picked != 0) & (fifo_write == e)):

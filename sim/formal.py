@@ -69,6 +69,8 @@ SOLVER = "yices"
 #: Seconds per proof in ``make formal``: a bounded check the limit stops reports the depth
 #: it reached.
 TIME_LIMIT = 480
+#: The first step at which a beat can be accepted (step 0 is the reset).
+FIRST_BEAT_STEP = 1 + TopLevel.reset_to_ready
 #: BMC depth of each task in ``make formal`` (k for induction): safety, liveness and cover
 #: reach past the first image's result in every case (:meth:`FormalCase.first_result_bound`);
 #: ranges and equivalence stop where the solver does (for ``tiny``'s ranges, step 17, the
@@ -124,8 +126,7 @@ class FormalCase:
         """The cycle by which the first image's result has left, at the latest (cycle 0 is
         the reset): a safety depth at least this covers a whole image."""
         schedule = self.accelerator().schedule
-        return (1 + TopLevel.reset_to_ready + schedule.beats_per_image
-                + schedule.result_bound(self.sizes[0]))
+        return FIRST_BEAT_STEP + schedule.beats_per_image + schedule.result_bound(self.sizes[0])
 
     def result_steps(self, n=300, seed=0):
         """The step at which the result of each of ``n`` random images (``random_images``)
@@ -134,13 +135,12 @@ class FormalCase:
         leave before step ``N``."""
         accelerator = self.accelerator()
         images = random_images(np.random.default_rng(seed), n, self.sizes[0])
-        first_beat = 1 + TopLevel.reset_to_ready
-        return first_beat + np.array([predict(accelerator.network, image[None],
-                                              lanes=accelerator.lanes,
-                                              pixels_per_beat=self.pixels_per_beat,
-                                              events_per_cycle=self.events_per_cycle,
-                                              weight_storage=self.weight_storage)[0]
-                                      for image in images])
+        return FIRST_BEAT_STEP + np.array([predict(accelerator.network, image[None],
+                                                   lanes=accelerator.lanes,
+                                                   pixels_per_beat=self.pixels_per_beat,
+                                                   events_per_cycle=self.events_per_cycle,
+                                                   weight_storage=self.weight_storage)[0]
+                                           for image in images])
 
     def network(self):
         return random_network(np.random.default_rng(self.seed), self.sizes)

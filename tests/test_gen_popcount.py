@@ -1,12 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""RowPopcount and the combinational trees (first_set, the decision's winner) against numpy."""
+"""RowPopcount and the combinational trees (first_set, argmax, the decision's winner) against
+numpy."""
 
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
 
-from bs4nn.gen.first_set import decode, first_set, lowest_one_hot
-from bs4nn.gen.output_layer import compare_all, winner
+from bs4nn.gen.first_set import decode, encode, first_set, lowest_one_hot
+from bs4nn.gen.output_layer import argmax, compare_all, winner
 from bs4nn.gen.popcount import RowPopcount, popcount_latency
 from bs4nn.sim.amaranth_harness import simulate
 
@@ -62,6 +63,28 @@ def test_first_set(width):
     simulate(m, bench, clock=False)
 
 
+def test_argmax_ties_go_to_the_lower_index():
+    m = Module()
+    values = [Signal(signed(6), name=f"v{j}") for j in range(5)]
+    valids = [Signal(name=f"ok{j}") for j in range(5)]
+    any_valid, index = argmax(m, list(zip(valids, values, strict=True)), "argmax")
+    rng = np.random.default_rng(4)
+
+    async def bench(ctx):
+        for _ in range(200):
+            vs = rng.integers(-4, 4, size=5)
+            oks = rng.random(5) < 0.6
+            for j in range(5):
+                ctx.set(values[j], int(vs[j]))
+                ctx.set(valids[j], bool(oks[j]))
+            assert ctx.get(any_valid) == oks.any()
+            if oks.any():
+                masked = np.where(oks, vs, -100)
+                assert ctx.get(index) == int(np.argmax(masked))
+
+    simulate(m, bench, clock=False)
+
+
 def test_winner_ties_go_to_the_lower_index():
     m = Module()
     values = [Signal(signed(6), name=f"v{j}") for j in range(5)]
@@ -110,5 +133,22 @@ def test_lowest_one_hot(width):
         for v in values:
             ctx.set(value, v)
             assert ctx.get(onehot) == v & -v
+
+    simulate(m, bench, clock=False)
+
+
+@pytest.mark.parametrize("width", [1, 10, 16])
+def test_encode(width):
+    m = Module()
+    onehot = Signal(width)
+    index = Signal(max(1, (width - 1).bit_length()))
+    m.d.comb += index.eq(encode(onehot, len(index)))
+
+    async def bench(ctx):
+        ctx.set(onehot, 0)
+        assert ctx.get(index) == 0
+        for j in range(width):
+            ctx.set(onehot, 1 << j)
+            assert ctx.get(index) == j
 
     simulate(m, bench, clock=False)
