@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from ..model import packing
 from ..model.network import MAX_STEP
 from .layouts import event_layout, spike_vector_layout
+from .replicas import copies_for, replicated_register
 from .spram import Spram
 from .weight_loader import LayerComponent, require_layer, writable_thresholds
 
@@ -133,11 +134,11 @@ class EventLayer(LayerComponent):
         if self.folded:
             spikes = self._folded_neurons(m, deltas, b_valid, b_token, c_token)
         else:
-            spikes = self._neurons(m, deltas, b_valid, b_token, c_valid, c_token)
+            spikes = self._neurons(m, deltas, b_valid, b_token)
         o = self.o_spikes
         m.d.sync += [
             o.valid.eq(c_valid & (c_token.start | c_token.step_end)),
-            o.payload.spikes.eq(Mux(c_token.start, 0, spikes)),
+            o.payload.spikes.eq(spikes),
             o.payload.group.eq(c_token.group),
             # Input events are at steps 0..MAX_STEP - 1, so spike times stay <= MAX_STEP.
             o.payload.step.eq(c_token.step + 1),
@@ -216,30 +217,45 @@ class EventLayer(LayerComponent):
             deltas.append((positives << 1) - events)
         return deltas
 
-    def _neurons(self, m, deltas, b_valid, b_token, c_valid, c_token):
-        """One counter register per neuron (``lanes == n_out``); returns the spikes of stage C."""
+    def _neurons(self, m, deltas, b_valid, b_token):
+        """One counter register per neuron (``lanes == n_out``); returns the spikes of stage C
+        (none on a start token).
+
+        The neurons are cut into slices, each with its own copies of the stage controls
+        (:mod:`.replicas`), so that no control net reaches every counter.
+        """
         layer = self._layer
+        n_out, event = layer.n_out, self.i_events
+        per_copy = -(-n_out // copies_for(n_out * counter_shape(layer.n_in).width))
+        copies = -(-n_out // per_copy)
+        slices = [slice(k * per_copy, min(n_out, (k + 1) * per_copy)) for k in range(copies)]
+        enables = replicated_register(m, event.valid, copies, "b_enable")
+        loads = replicated_register(m, event.valid & event.payload.start, copies, "b_load")
+        clears = replicated_register(m, b_valid & b_token.start, copies, "c_clear")
+        closes = replicated_register(m, b_valid & b_token.step_end, copies, "c_close")
         thresholds = writable_thresholds(m, layer, self.weight_port)
         counters = []
-        for j in range(layer.n_out):
+        for j in range(n_out):
             # Every image's start token sets the counters, so they need no domain reset:
             # without one, the start token maps to the flip-flops' own synchronous set/reset
             # instead of a multiplexer per bit.
             counter = Signal(counter_shape(layer.n_in), name=f"counter{j}",
                              init=-(int(layer.thresholds[j]) + 1), reset_less=True)
             counters.append(counter)
-            with m.If(b_valid):
-                m.d.sync += counter.eq(Mux(b_token.start, -(thresholds[j] + 1),
-                                           counter + deltas[j]))
+            with m.If(loads[j // per_copy]):
+                m.d.sync += counter.eq(-(thresholds[j] + 1))
+            with m.Elif(enables[j // per_copy]):
+                m.d.sync += counter.eq(counter + deltas[j])
         # Stage C: compare at the end of each step.
-        fired = Signal(layer.n_out)
+        fired = Signal(n_out)
         crossed = Cat(*[~counter[-1] for counter in counters])
-        spikes = Signal(layer.n_out)
-        m.d.comb += spikes.eq(crossed & ~fired)
-        with m.If(c_valid & c_token.start):
-            m.d.sync += fired.eq(0)
-        with m.Elif(c_valid & c_token.step_end):
-            m.d.sync += fired.eq(fired | crossed)
+        spikes = Signal(n_out)
+        for lanes, clear, close in zip(slices, clears, closes, strict=True):
+            m.d.comb += spikes[lanes].eq(Mux(clear, 0, crossed[lanes] & ~fired[lanes]))
+            with m.If(clear):
+                m.d.sync += fired[lanes].eq(0)
+            with m.Elif(close):
+                m.d.sync += fired[lanes].eq(fired[lanes] | crossed[lanes])
         return spikes
 
     def _folded_neurons(self, m, deltas, b_valid, b_token, c_token):

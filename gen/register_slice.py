@@ -1,10 +1,15 @@
 """A stream register slice: every output of a stream hop from a flip-flop."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .replicas import replicated_register
+
 __all__ = ["RegisterSlice"]
+
+#: Payload bits per copy of the skid flag.
+BITS_PER_COPY = 16
 
 
 class RegisterSlice(wiring.Component):
@@ -38,23 +43,35 @@ class RegisterSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        held = Signal()                                   # the skid register is full
-        skid = Signal(self._shape, reset_less=True)
-        payload = Signal(self._shape, reset_less=True)
+        width = Shape.cast(self._shape).width
+        # The skid register is full. Each slice of ``BITS_PER_COPY`` bits has its own copy
+        # of this flag (:mod:`.replicas`): the data registers sit by the port's pins, which
+        # may be spread over the die.
+        held_next = Signal()
+        held_copies = replicated_register(m, held_next, -(-width // BITS_PER_COPY), "held")
+        held = held_copies[0]
+        skid = Signal(width, reset_less=True)
+        payload = Signal(width, reset_less=True)
+        incoming = Value.cast(self.i.payload)
         # ``i.ready`` is its own register, low in reset and in the cycle after it, so that
         # nothing is taken while the design behind the slice is being reset. No register's
         # enable depends on ``i.valid``: the skid register follows ``i.payload`` while empty,
         # so the port's wires go into flip-flops through one multiplexer at most.
-        m.d.comb += self.o.payload.eq(payload)
-        with m.If(~held):
-            m.d.sync += skid.eq(self.i.payload)
-        with m.If(~self.o.valid | self.o.ready):
+        m.d.comb += [self.o.payload.eq(payload), held_next.eq(held)]
+        load = ~self.o.valid | self.o.ready
+        for k, held_copy in enumerate(held_copies):
+            bits = slice(k * BITS_PER_COPY, min(width, (k + 1) * BITS_PER_COPY))
+            with m.If(~held_copy):
+                m.d.sync += skid[bits].eq(incoming[bits])
+            with m.If(load):
+                m.d.sync += payload[bits].eq(Mux(held_copy, skid[bits], incoming[bits]))
+        with m.If(load):
+            m.d.comb += held_next.eq(0)
             m.d.sync += [
-                payload.eq(Mux(held, skid, self.i.payload)),
                 self.o.valid.eq(held | (self.i.valid & self.i.ready)),
-                held.eq(0),
                 self.i.ready.eq(1),
             ]
         with m.Elif(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(1), self.i.ready.eq(0)]
+            m.d.comb += held_next.eq(1)
+            m.d.sync += self.i.ready.eq(0)
         return m

@@ -33,12 +33,12 @@ TOOLS = {
 #: nextpnr options: always finish and write the report (the timing check is ours); router2
 #: routes the ECP5 design in minutes (see ``bs4nn.sim.implement``).
 NEXTPNR_OPTIONS = {"ecp5": "--seed 1 --router router2", "ice40": "--seed 1"}
-#: Yosys options of Amaranth's platform scripts, by family: the iCE40's are those of
-#: ``bs4nn.sim.implement.synth_ice40``.
+#: Yosys options of Amaranth's platform scripts, by family, those of ``bs4nn.sim.implement``'s
+#: own scripts.
 SYNTH_OVERRIDES = {
-    "ecp5": {},
+    "ecp5": {"script_after_read": implement.KEEP_REPLICAS},
     "ice40": {"synth_opts": implement.ICE40_SYNTH_OPTIONS,
-              "script_after_read": implement.ICE40_AFTER_READ},
+              "script_after_read": f"{implement.ICE40_AFTER_READ}; {implement.KEEP_REPLICAS}"},
 }
 #: Yosys's cell counts of the board build (``stat -json``), beside its log.
 STAT_FILE = f"{NAME}_stat.json"

