@@ -45,7 +45,7 @@ class Schedule:
       and the same cycle tells the scheduler to drop the rest of the image. Otherwise
       ``R_k = S_k + 1 + n_k·G + D``.
     * Finish: ``W_k = S_k + 1 + n_k·G`` (the cycle after the last event), or
-      ``W_k = min(R_k, S_k + 1 + n_k·G)`` for an image that fires.
+      ``W_k = min(R_k + kill_to_finish, S_k + 1 + n_k·G)`` for an image that fires.
     * Transfer: ``T_k = R_k + result_to_pop + output_latency`` on ``m_axis``.
 
     So, back to back, an image that fires costs about ``max(beats_per_image, 2 + n*·G + D)``
@@ -69,7 +69,7 @@ class Schedule:
     event_to_result : int
         ``D``: cycles from a token leaving the scheduler to the result it decides being
         written into the result queue (the sum of the layers' latencies).
-    load_to_start, finish_to_start, finish_to_load : int
+    load_to_start, finish_to_start, finish_to_load, kill_to_finish : int
         The scheduler's latencies (see :class:`~bs4nn.gen.scheduler.EventScheduler`).
     input_latency, output_latency : int
         Cycles the input and the output stream ports add (their register slices, 0 without).
@@ -89,6 +89,7 @@ class Schedule:
     load_to_start: int
     finish_to_start: int
     finish_to_load: int
+    kill_to_finish: int
     input_latency: int
     result_to_pop: int
     output_latency: int

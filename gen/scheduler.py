@@ -47,11 +47,12 @@ An image's tokens are: a ``start`` token in the cycle the image starts (``S``), 
 rounds at ``S + 1 + j * groups + g`` (each round is sent once per lane group ``g``). A step
 costs as many rounds as the longest of its walkers' share of the step's events. The image is
 finished in the cycle after its last round (``S + 1 + rounds * groups``), or earlier when the
-output layer announces its decision through ``i_kill`` (the walkers then drop the rest of
-the image). The next image starts when its bank is loaded, its first step is in ``R`` and a
-result credit is free: at most ``credits`` images are started and not yet taken from the
-result queue, so the result queue of that depth can never overflow and the compute pipeline
-never has to stall.
+output layer announces its decision through ``i_kill``: the walkers then drop the rest of
+the image :attr:`~EventScheduler.kill_to_finish` cycles later (the kill is registered, so
+that the output layer's wires reach no walker's register). The next image starts when its
+bank is loaded, its first step is in ``R`` and a result credit is free: at most ``credits``
+images are started and not yet taken from the result queue, so the result queue of that
+depth can never overflow and the compute pipeline never has to stall.
 """
 
 import functools
@@ -777,6 +778,9 @@ class EventScheduler(wiring.Component):
                     + CompactWalker.done_to_ready)
         return BankLoader.load_to_full + StepFinder.full_to_ready
 
+    #: Cycles from a kill on ``i_kill`` to the image's finish (one more round may be sent).
+    kill_to_finish = 1
+
     @property
     def finish_to_start(self):
         """Cycles from an image's finish to the first cycle the next image can start."""
@@ -838,10 +842,14 @@ class EventScheduler(wiring.Component):
         # registers alone; when idle, `bank` is already the next image's bank.
         group = Signal(range(groups))
         last_group = group == groups - 1
+        # The image running in this cycle was killed in the previous one (an image starting
+        # in that cycle has the next tag).
+        killed = Signal()
+        m.d.sync += killed.eq(self.i_kill.valid & (self.i_kill.payload == tag) & ~start)
         kill = Signal()
         emit = Signal()
         m.d.comb += [
-            kill.eq(active & self.i_kill.valid & (self.i_kill.payload == tag)),
+            kill.eq(active & killed),
             emit.eq(active & ~kill & ~self.i_hold & (walkers.slots != 0)),
             advance.eq(emit & last_group),
             finish.eq(active & (kill | (walkers.slots == 0))),

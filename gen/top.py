@@ -243,6 +243,7 @@ class Accelerator(wiring.Component):
             load_to_start=scheduler.load_to_start,
             finish_to_start=scheduler.finish_to_start,
             finish_to_load=scheduler.finish_to_load,
+            kill_to_finish=scheduler.kill_to_finish,
             input_latency=self.port_latency,
             result_to_pop=self.result_to_pop,
             output_latency=self.port_latency,

@@ -95,7 +95,7 @@ def breakdown(network, pixels, *, lanes=0, pixels_per_beat=8, events_per_cycle=1
         run_out = start + 1 + n_rounds[k] * g
         if inference.fired[k]:
             result = start + 1 + n_trigger[k] * g + d
-            finish = min(result, run_out)
+            finish = min(result + schedule.kill_to_finish, run_out)
         else:
             result = run_out + d
             finish = run_out

@@ -57,7 +57,7 @@ def test_invariants():
     assert np.all(plan["last_beat"] - plan["first_beat"] == schedule.beats_per_image - 1)
     assert np.all(plan["start"] >= plan["last_beat"] + schedule.load_to_start)
     assert np.all(plan["start"][1:] >= plan["finish"][:-1])
-    assert np.all(plan["finish"] <= plan["result"])
+    assert np.all(plan["finish"] <= plan["result"] + schedule.kill_to_finish)
     assert np.all(plan["rounds_used"] <= plan["rounds"])
     assert np.all(plan["rounds"] <= plan["events"])
     assert plan["first_beat"][0] == schedule.input_latency

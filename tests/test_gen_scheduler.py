@@ -145,12 +145,13 @@ def test_kill_drops_the_rest_and_starts_the_next(ppb, groups):
     tokens = run_scheduler(dut, frames_from(images, ppb), kills={0: 5, 2: 1})
     per_image = split_images(tokens)
     assert len(per_image) == 4
-    # The kill comes in the cycle after the 5th token leaves; one more token was on its way.
-    assert len(per_image[0]) - 1 == 6
-    assert len(per_image[2]) - 1 == 2
+    # The kill comes in the cycle after the 5th token leaves; one more token was on its way,
+    # and the kill is registered (kill_to_finish) before it stops the walkers.
+    assert len(per_image[0]) - 1 == 6 + dut.kill_to_finish
+    assert len(per_image[2]) - 1 == 2 + dut.kill_to_finish
     check_image(per_image[1], images[1], groups)
     check_image(per_image[3], images[3], groups)
-    # The image finishes in the cycle the kill arrives; the next one starts finish_to_start
+    # The image finishes kill_to_finish cycles after the kill; the next one starts finish_to_start
     # cycles later (the compact one's step list, 258 cycles after its short frame, is later
     # still: the cycle model's tests check that bound).
     first_start = per_image[0][-1]["cycle"] + 1 + dut.finish_to_start
