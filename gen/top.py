@@ -17,6 +17,7 @@ from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weigh
 from .output_layer import OutputLayer
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
 from .register_slice import RegisterSlice
+from .replicas import REPLICA_MARK
 from .schedule import Schedule
 from .scheduler import EVENTS_PER_CYCLE_CHOICES, EventScheduler
 from .spram import SPRAM_BLOCKS, spram_blocks
@@ -107,6 +108,11 @@ class Accelerator(wiring.Component):
         is not pipelined.
 
     The parameters are checked by :func:`check_parameters`.
+
+    The ``sync`` reset is registered: each block runs in a domain of its own on the same
+    clock, reset by its own copy of that register (:mod:`.replicas`), so every block is reset
+    from the cycle after the reset rises to the cycle after it falls, and no reset net spans
+    the design.
 
     Members
     -------
@@ -255,7 +261,7 @@ class Accelerator(wiring.Component):
         port = getattr(self, name)
         if not self._pipelined:
             return wiring.flipped(port)
-        stage = m.submodules[f"{name}_slice"] = RegisterSlice(port.payload.shape())
+        stage = self._block(m, f"{name}_slice", RegisterSlice(port.payload.shape()))
         wiring.connect(m, wiring.flipped(port), stage.i)
         return stage.o
 
@@ -264,21 +270,36 @@ class Accelerator(wiring.Component):
         port = getattr(self, name)
         if not self._pipelined:
             return wiring.flipped(port)
-        stage = m.submodules[f"{name}_slice"] = RegisterSlice(port.payload.shape())
+        stage = self._block(m, f"{name}_slice", RegisterSlice(port.payload.shape()))
         wiring.connect(m, stage.o, wiring.flipped(port))
         return stage.i
+
+    @staticmethod
+    def _reset_domain(m, name):
+        """A local domain ``name`` on the clock, reset by a register of its own that follows
+        the reset one cycle late, so that no reset net spans the design."""
+        m.domains += ClockDomain(name, local=True)
+        reset = Signal(reset_less=True, name=f"{name}_reset{REPLICA_MARK}")
+        m.d.sync += reset.eq(ResetSignal())
+        m.d.comb += [ClockSignal(name).eq(ClockSignal()), ResetSignal(name).eq(reset)]
+        return name
+
+    def _block(self, m, name, block):
+        """Add ``block`` as the submodule ``name``, in a reset domain of its own; returns it."""
+        m.submodules[name] = DomainRenamer(self._reset_domain(m, name))(block)
+        return block
 
     def elaborate(self, platform):
         m = Module()
         network = self._network
         fields = self.weight_fields if self.writable_weights else None
-        framer = m.submodules.framer = self._framer
-        event_layer = m.submodules.event_layer = self._event_layer
-        scheduler = m.submodules.scheduler = self._scheduler
+        framer = self._block(m, "framer", self._framer)
+        event_layer = self._block(m, "event_layer", self._event_layer)
+        scheduler = self._block(m, "scheduler", self._scheduler)
         vector_layers = self._vector_layers
         for index, layer in enumerate(vector_layers):
-            m.submodules[f"vector_layer{index}"] = layer
-        output_layer = m.submodules.output_layer = self._output_layer
+            self._block(m, f"vector_layer{index}", layer)
+        output_layer = self._block(m, "output_layer", self._output_layer)
 
         wiring.connect(m, self._inward(m, "i_pixels"), framer.i_beats)
         wiring.connect(m, framer.o_beats, scheduler.i_beats)
@@ -291,8 +312,8 @@ class Accelerator(wiring.Component):
         wiring.connect(m, output_layer.o_kill, scheduler.i_kill)
 
         # The scheduler starts an image only with a free credit, so the queue never overflows.
-        queue = m.submodules.result_queue = SyncFIFO(
-            width=result_layout(self._network.n_classes).size, depth=RESULT_CREDITS)
+        queue = self._block(m, "result_queue", SyncFIFO(
+            width=result_layout(self._network.n_classes).size, depth=RESULT_CREDITS))
         results = output_layer.o_results
         outgoing = self._outward(m, "o_results")
         m.d.comb += [
@@ -307,13 +328,13 @@ class Accelerator(wiring.Component):
         if self._debug_events:
             taps = [layer.o_spikes for layer in (event_layer, *vector_layers)]
             if event_layer.folded:
-                joiner = m.submodules.chunk_joiner = ChunkJoiner(self.hidden_sizes[0],
-                                                                 self._lanes)
+                joiner = self._block(m, "chunk_joiner",
+                                     ChunkJoiner(self.hidden_sizes[0], self._lanes))
                 m.d.comb += [joiner.i_chunks.valid.eq(taps[0].valid),
                              joiner.i_chunks.payload.eq(taps[0].payload)]
                 taps[0] = joiner.o_spikes
-            debug = m.submodules.debug_events = DebugEvents(
-                self.hidden_sizes, reserve=self.event_to_result + ChunkJoiner.latency + 3)
+            debug = self._block(m, "debug_events", DebugEvents(
+                self.hidden_sizes, reserve=self.event_to_result + ChunkJoiner.latency + 3))
             for index, spikes in enumerate(taps):
                 tap = getattr(debug, f"i_spikes{index}")
                 m.d.comb += [tap.valid.eq(spikes.valid), tap.payload.eq(spikes.payload)]
@@ -326,9 +347,10 @@ class Accelerator(wiring.Component):
         if fields is not None:
             # A weight frame waits until the accelerator is idle, and holds back new pixel
             # frames from the moment it is offered until its last word.
-            loader = m.submodules.weight_loader = WeightLoader(network.sizes, self._lanes,
-                                                               self._events_per_cycle)
+            loader = self._block(m, "weight_loader", WeightLoader(
+                network.sizes, self._lanes, self._events_per_cycle))
             loading = Signal()
+            glue = self._reset_domain(m, "weight_gate")
             weights = self._inward(m, "i_weights")
             m.d.comb += [
                 scheduler.i_pause.eq(weights.valid | loading),
@@ -337,9 +359,9 @@ class Accelerator(wiring.Component):
                 loader.i_words.payload.eq(weights.payload),
             ]
             with m.If(~loading & weights.valid & scheduler.o_idle):
-                m.d.sync += loading.eq(1)
+                m.d[glue] += loading.eq(1)
             with m.If(loading & weights.valid & weights.payload.last):
-                m.d.sync += loading.eq(0)
+                m.d[glue] += loading.eq(0)
             layers = [event_layer, *vector_layers, output_layer]
             for k, layer in enumerate(layers):
                 wiring.connect(m, getattr(loader, f"o_writes{k}"), layer.w_weights)
@@ -406,13 +428,7 @@ class TopLevel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The reset port goes into a register first, like every other input: the design
-        # runs in a domain ``core`` on the same clock, reset one cycle later.
-        m.domains.core = ClockDomain(local=True)
-        reset = Signal(init=1, reset_less=True)
-        m.d.sync += reset.eq(ResetSignal())
-        m.d.comb += [ClockSignal("core").eq(ClockSignal()), ResetSignal("core").eq(reset)]
-        core = m.submodules.core = DomainRenamer("core")(self.accelerator)
+        core = m.submodules.core = self.accelerator
         m.d.comb += [
             core.i_pixels.payload.pixels.eq(self.s_axis_tdata),
             core.i_pixels.payload.last.eq(self.s_axis_tlast),
