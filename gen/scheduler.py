@@ -290,11 +290,10 @@ class StepFinder:
     without a step); the fill depends on registers only. The queue's head
     of the image's bank is *issued*: its heads are read from every position's head memory,
     the read is registered, then the positions whose list is of that step are found (step
-    memory read and compare) into registers, and the prepared step enters ``R``, or the FIFO
-    behind ``R`` when ``R`` is held. A step is issued whenever fewer than
-    :attr:`prepared_steps` are issued and not yet taken from ``R``, which is known from
-    registers, so no head memory's address or enable depends on the walkers; that many keep
-    a step ready for every cycle. An image's
+    memory read and compare) and the prepared step enters ``R``, or the FIFO behind ``R`` when
+    ``R`` is held. A step is issued whenever fewer than :attr:`prepared_steps` are issued and
+    not yet taken from ``R``, which is known from registers, so no head memory's address or
+    enable depends on the walkers; that many keep a step ready for every cycle. An image's
     finish flushes its steps and issues the next image's first step in the same cycle.
     """
 
@@ -310,9 +309,8 @@ class StepFinder:
     #: cycle after, and queued in the next.
     full_to_queued = 4
     #: Cycles from a step's issue to the first cycle it is in ``R``: the head memories read,
-    #: their output is registered, the mask is computed into registers, then the step goes
-    #: into ``R`` (or the FIFO behind it).
-    issue_to_ready = 4
+    #: their output is registered, then the mask is computed on the way into ``R``.
+    issue_to_ready = 3
     #: Steps issued and not yet taken from ``R`` at most. A take is seen by the issue one
     #: cycle later, so one more than :attr:`issue_to_ready` keeps a step for every cycle.
     prepared_steps = issue_to_ready + 1
@@ -475,8 +473,7 @@ class StepFinder:
         issued_step = Signal(queued_layout)
         m.d.comb += issued_step.eq(Mux(finder_bank, queued_head[1], queued_head[0]))
         # The head memories read every cycle (no enable to route): whether their output is an
-        # issued step's heads follows the pipeline in `read_valid`, `heads_valid` and
-        # `prepared_valid`.
+        # issued step's heads follows the pipeline in `read_valid` and `heads_valid`.
         for k in range(ppb):
             m.d.comb += head_read[k].addr.eq(Cat(issued_step.step, finder_bank))
         read_valid = Signal()
@@ -490,17 +487,17 @@ class StepFinder:
             heads.step.eq(read_step.step),
         ]
         m.d.sync += [heads.heads[k].eq(head_read[k].data) for k in range(ppb)]
-        prepared_valid = Signal()
         prepared = Signal(layout)
-        m.d.sync += [
-            prepared_valid.eq(heads_valid & ~finish),
+        m.d.comb += [
             prepared.valid.eq(heads.valid),
             prepared.step.eq(heads.step),
             prepared.heads.eq(heads.heads),
         ]
         for k in range(ppb):
-            m.d.comb += head_step[k].addr.eq(Cat(heads.heads[k], bank))
-            m.d.sync += prepared.mask[k].eq(head_step[k].data == heads.step)
+            m.d.comb += [
+                head_step[k].addr.eq(Cat(heads.heads[k], bank)),
+                prepared.mask[k].eq(head_step[k].data == heads.step),
+            ]
 
         # --- R and the FIFO behind it -----------------------------------------------------
         # R is loaded from the FIFO, or straight from `prepared` when the FIFO is empty. An
@@ -528,9 +525,9 @@ class StepFinder:
         m.d.comb += [
             load_r.eq(take | ~r_ready),
             pop.eq(load_r & (fifo_count != 0)),
-            push.eq(prepared_valid & ~(load_r & (fifo_count == 0))),
+            push.eq(heads_valid & ~(load_r & (fifo_count == 0))),
         ]
-        with m.If(prepared_valid):
+        with m.If(heads_valid):
             for e in range(fifo_depth):
                 with m.If(fifo_write == e):
                     m.d.sync += fifo[e].eq(prepared)
@@ -541,7 +538,7 @@ class StepFinder:
         m.d.sync += fifo_count.eq(fifo_count + push - pop)
         with m.If(load_r):
             m.d.sync += r_step.eq(Mux(fifo_count != 0, fifo_head, prepared))
-            m.d.sync += r_ready.eq((fifo_count != 0) | prepared_valid)
+            m.d.sync += r_ready.eq((fifo_count != 0) | heads_valid)
         with m.If(finish):
             m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0), r_ready.eq(0)]
         r = SimpleNamespace(

@@ -62,9 +62,9 @@ def test_an_induction_that_does_not_close_is_reported(tmp_path):
 
 
 def test_covers_are_reached(tmp_path):
-    # `small` (one beat per image) reaches a full result queue first, at step 56: behind the
+    # `small` (one beat per image) reaches a full result queue first, at step 52: behind the
     # two results the output port's slice holds.
-    outcome = formal.prove(formal.CASES["small"], "cover", 57, tmp_path)
+    outcome = formal.prove(formal.CASES["small"], "cover", 53, tmp_path)
     assert outcome.status == "covered", outcome.log.read_text()[-3000:]
 
 
