@@ -63,11 +63,13 @@ def test_first_set(width):
     simulate(m, bench, clock=False)
 
 
-def test_argmax_ties_go_to_the_lower_index():
+def _check_random_choices(build, check):
+    """Drive five signed values and their valid flags with 200 random draws (seed 4) into
+    ``build(m, values, valids)``; ``check(ctx, built, values, valids)`` checks each draw."""
     m = Module()
     values = [Signal(signed(6), name=f"v{j}") for j in range(5)]
     valids = [Signal(name=f"ok{j}") for j in range(5)]
-    any_valid, index = argmax(m, list(zip(valids, values, strict=True)), "argmax")
+    built = build(m, values, valids)
     rng = np.random.default_rng(4)
 
     async def bench(ctx):
@@ -77,32 +79,32 @@ def test_argmax_ties_go_to_the_lower_index():
             for j in range(5):
                 ctx.set(values[j], int(vs[j]))
                 ctx.set(valids[j], bool(oks[j]))
-            assert ctx.get(any_valid) == oks.any()
-            if oks.any():
-                masked = np.where(oks, vs, -100)
-                assert ctx.get(index) == int(np.argmax(masked))
+            check(ctx, built, vs, oks)
 
     simulate(m, bench, clock=False)
+
+
+def test_argmax_ties_go_to_the_lower_index():
+    def check(ctx, built, vs, oks):
+        any_valid, index = built
+        assert ctx.get(any_valid) == oks.any()
+        if oks.any():
+            masked = np.where(oks, vs, -100)
+            assert ctx.get(index) == int(np.argmax(masked))
+
+    _check_random_choices(
+        lambda m, values, valids: argmax(m, list(zip(valids, values, strict=True)), "argmax"),
+        check)
 
 
 def test_winner_ties_go_to_the_lower_index():
-    m = Module()
-    values = [Signal(signed(6), name=f"v{j}") for j in range(5)]
-    valids = [Signal(name=f"ok{j}") for j in range(5)]
-    onehot = winner(m, compare_all(m, values, "ge"), valids, "winner")
-    rng = np.random.default_rng(4)
+    def check(ctx, onehot, vs, oks):
+        expected = 1 << int(np.argmax(np.where(oks, vs, -100))) if oks.any() else 0
+        assert ctx.get(onehot) == expected
 
-    async def bench(ctx):
-        for _ in range(200):
-            vs = rng.integers(-4, 4, size=5)
-            oks = rng.random(5) < 0.6
-            for j in range(5):
-                ctx.set(values[j], int(vs[j]))
-                ctx.set(valids[j], bool(oks[j]))
-            expected = 1 << int(np.argmax(np.where(oks, vs, -100))) if oks.any() else 0
-            assert ctx.get(onehot) == expected
-
-    simulate(m, bench, clock=False)
+    _check_random_choices(
+        lambda m, values, valids: winner(m, compare_all(m, values, "ge"), valids, "winner"),
+        check)
 
 
 @pytest.mark.parametrize(("bits", "width"), [(1, 2), (3, 8), (8, 256), (8, 200)])
