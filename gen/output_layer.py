@@ -12,7 +12,7 @@ from ..model.network import MAX_STEP, NO_SPIKE
 from .event_layer import counter_shape
 from .first_set import encode
 from .layouts import result_layout, spike_vector_layout
-from .vector_layer import front_end_latency, input_groups, step_front_end
+from .vector_layer import delay_line, front_end_latency, input_groups, step_front_end
 from .weight_loader import LayerComponent, require_layer
 
 __all__ = ["OutputLayer", "argmax", "compare_all", "winner", "potential_shape"]
@@ -255,9 +255,7 @@ class OutputLayer(LayerComponent):
             (any_valid, _, index), = argmax_levels(m, registered, f"{tree}_late", width)
             halves.append((any_valid, index))
         (any_crossed, first_winner), (_, final_winner) = halves
-        late_meta = Signal.like(meta)
-        m.d.sync += late_meta.eq(meta)
-        return any_crossed, first_winner, final_winner, late_meta
+        return any_crossed, first_winner, final_winner, delay_line(m, meta, 1, "e_meta")[-1]
 
     def _decide_pairwise(self, m, potentials, crossed, meta):
         """Three stages: every pair of potentials compared, and the crossings, into
@@ -277,9 +275,6 @@ class OutputLayer(LayerComponent):
             final_onehot.eq(winner(m, ge_r, [Const(1, 1)] * n_out, "final")),
             any_crossed.eq(crossed_r.any()),
         ]
-        late_meta = Signal.like(meta)
-        middle_meta = Signal.like(meta)
-        m.d.sync += [middle_meta.eq(meta), late_meta.eq(middle_meta)]
         width = max(1, ceil_log2(n_out))
         return (any_crossed, encode(first_onehot, width), encode(final_onehot, width),
-                late_meta)
+                delay_line(m, meta, 2, "e_meta")[-1])
