@@ -46,9 +46,10 @@ class EventLayer(LayerComponent):
     token updates its lane group's word (:meth:`_folded_neurons`); the logic then scales with
     ``lanes``, not with ``n_out``.
 
-    Stages: ``i_events`` at cycle ``c`` addresses the ROM (and the folded state); cycle
-    ``c + 1`` adds the column; cycle ``c + 2`` compares; the token is on ``o_spikes`` at
-    ``c + 3`` (:attr:`latency`).
+    Stages: ``i_events`` at cycle ``c`` addresses the ROM (and the folded state); with
+    ``registered_reads`` cycle ``c + 1`` puts what they read into registers; the next cycle
+    adds the column, the one after compares, and the token is on ``o_spikes`` in the cycle
+    after that (:attr:`latency`: ``c + 3``, or ``c + 4`` with ``registered_reads``).
 
     Parameters
     ----------
@@ -63,6 +64,10 @@ class EventLayer(LayerComponent):
     spram : bool
         Keep the columns in SB_SPRAM256KA blocks (:class:`~.spram.Spram`, no initial
         contents; with ``weight_fields`` and one event per cycle).
+    registered_reads : bool
+        Put the block RAMs' outputs into registers before any logic (one cycle more): a block
+        RAM's output comes late in the cycle (5.6 ns after the clock for an ECP5 DP16KD
+        without its output register, as nextpnr times it).
 
     Members
     -------
@@ -75,9 +80,8 @@ class EventLayer(LayerComponent):
         ``events_per_cycle``) or a threshold (``packing.threshold_address``).
     """
 
-    latency = 3
-
-    def __init__(self, layer, lanes, *, events_per_cycle=1, weight_fields=None, spram=False):
+    def __init__(self, layer, lanes, *, events_per_cycle=1, weight_fields=None, spram=False,
+                 registered_reads=False):
         require_layer(layer)
         if not isinstance(lanes, int) or not 1 <= lanes <= layer.n_out:
             raise ValueError(f"lanes must be between 1 and {layer.n_out}, got {lanes!r}")
@@ -87,9 +91,12 @@ class EventLayer(LayerComponent):
         if spram and (weight_fields is None or events_per_cycle != 1):
             raise ValueError("spram needs weight_fields (its weights are loaded at run time) "
                              "and one event per cycle")
+        if not isinstance(registered_reads, bool):
+            raise TypeError(f"registered_reads must be True or False, got {registered_reads!r}")
         self._lanes = lanes
         self._events_per_cycle = events_per_cycle
         self._spram = spram
+        self._registered_reads = registered_reads
         words = packing.column_rom_words(layer.bits, lanes, events_per_cycle)
         self._bank_init = [words[bank::events_per_cycle] for bank in range(events_per_cycle)]
         self._groups = -(-layer.n_out // lanes)
@@ -103,6 +110,15 @@ class EventLayer(LayerComponent):
     @property
     def lanes(self):
         return self._lanes
+
+    @property
+    def registered_reads(self):
+        return self._registered_reads
+
+    @property
+    def latency(self):
+        """Cycles from a token on ``i_events`` to its spikes on ``o_spikes``."""
+        return 3 + self._registered_reads
 
     @property
     def groups(self):
@@ -125,16 +141,22 @@ class EventLayer(LayerComponent):
 
     def elaborate(self, platform):
         m = Module()
-        reads = self._weight_reads(m)
+        reads = [read.data for read in self._weight_reads(m)]
+        # The token as it reaches the stage that adds (stage B).
+        a_valid, a_token = self.i_events.valid, self.i_events.payload
+        if self._registered_reads:
+            a_valid, a_token = Signal(), Signal.like(a_token, name="r_token")
+            m.d.sync += [a_valid.eq(self.i_events.valid), a_token.eq(self.i_events.payload)]
+            reads = self._registered(m, reads, "weights")
         b_valid, b_token = Signal(), Signal.like(self.i_events.payload)
-        m.d.sync += [b_valid.eq(self.i_events.valid), b_token.eq(self.i_events.payload)]
+        m.d.sync += [b_valid.eq(a_valid), b_token.eq(a_token)]
         deltas = self._deltas(m, reads, b_token)
         c_valid, c_token = Signal(), Signal.like(b_token)
         m.d.sync += [c_valid.eq(b_valid), c_token.eq(b_token)]
         if self.folded:
             spikes = self._folded_neurons(m, deltas, b_valid, b_token, c_token)
         else:
-            spikes = self._neurons(m, deltas, b_valid, b_token)
+            spikes = self._neurons(m, deltas, a_valid, a_token, b_valid, b_token)
         o = self.o_spikes
         m.d.sync += [
             o.valid.eq(c_valid & (c_token.start | c_token.step_end)),
@@ -148,6 +170,16 @@ class EventLayer(LayerComponent):
         ]
         assert MAX_STEP == 255
         return m
+
+    @staticmethod
+    def _registered(m, values, name):
+        """``values``, each put into a register of its own (stage R)."""
+        registers = []
+        for index, value in enumerate(values):
+            register = Signal.like(value, name=f"{name}{index}")
+            m.d.sync += register.eq(value)
+            registers.append(register)
+        return registers
 
     def _weight_reads(self, m):
         """Stage A: the ROM banks, addressed by the token on ``i_events``; their read ports."""
@@ -163,8 +195,11 @@ class EventLayer(LayerComponent):
         # neuron): every weight read is then a +1 (bit set) of an event in the round.
         zero_word = [0] if n_banks > 1 else []
         for bank, init in enumerate(self._bank_init):
+            # Block RAM by request: left to itself, synth_xilinx maps a bank of a few hundred
+            # words (several banks) to LUTs.
             rom = m.submodules[f"rom{bank}" if n_banks > 1 else "rom"] = Memory(
-                shape=lanes, depth=self.bank_depth + len(zero_word), init=init + zero_word)
+                shape=lanes, depth=self.bank_depth + len(zero_word), init=init + zero_word,
+                attrs={"ram_style": "block"})
             read = rom.read_port()
             reads.append(read)
             if weights is not None:
@@ -203,34 +238,35 @@ class EventLayer(LayerComponent):
         return SimpleNamespace(data=spram.read_data)
 
     def _deltas(self, m, reads, b_token):
-        """Stage B: what the token read adds to the counter of each lane."""
+        """Stage B: what the token adds to the counter of each lane, from the words its slots
+        read (``reads``, one per bank)."""
         n_banks = self._events_per_cycle
         if n_banks == 1:
-            return [Mux(reads[0].data[lane], 1, -1) for lane in range(self._lanes)]
+            return [Mux(reads[0][lane], 1, -1) for lane in range(self._lanes)]
         # A round of n events, p of them with weight +1 for a neuron, adds 2p - n to it.
         events = Signal(range(n_banks + 1))
         m.d.comb += events.eq(sum(b_token.slots[bank] for bank in range(n_banks)))
         deltas = []
         for lane in range(self._lanes):
             positives = Signal(range(n_banks + 1), name=f"positives{lane}")
-            m.d.comb += positives.eq(sum(read.data[lane] for read in reads))
+            m.d.comb += positives.eq(sum(read[lane] for read in reads))
             deltas.append((positives << 1) - events)
         return deltas
 
-    def _neurons(self, m, deltas, b_valid, b_token):
+    def _neurons(self, m, deltas, a_valid, a_token, b_valid, b_token):
         """One counter register per neuron (``lanes == n_out``); returns the spikes of stage C
-        (none on a start token).
+        (none on a start token). ``a_valid`` and ``a_token``: the token in the stage before B.
 
         The neurons are cut into slices, each with its own copies of the stage controls
         (:mod:`.replicas`), so that no control net reaches every counter.
         """
         layer = self._layer
-        n_out, event = layer.n_out, self.i_events
+        n_out = layer.n_out
         per_copy = -(-n_out // copies_for(n_out * counter_shape(layer.n_in).width))
         copies = -(-n_out // per_copy)
         slices = [slice(k * per_copy, min(n_out, (k + 1) * per_copy)) for k in range(copies)]
-        enables = replicated_register(m, event.valid, copies, "b_enable")
-        loads = replicated_register(m, event.valid & event.payload.start, copies, "b_load")
+        enables = replicated_register(m, a_valid, copies, "b_enable")
+        loads = replicated_register(m, a_valid & a_token.start, copies, "b_load")
         clears = replicated_register(m, b_valid & b_token.start, copies, "c_clear")
         closes = replicated_register(m, b_valid & b_token.step_end, copies, "c_close")
         thresholds = writable_thresholds(m, layer, self.weight_port)
@@ -268,7 +304,10 @@ class EventLayer(LayerComponent):
         order (``0 .. G - 1``, right after its start token), so its tokens read the initial
         words and every later token its group's own word. Each token reads its group's word in
         stage A and writes it back in stage B, so the lane groups, which take turns
-        (``G >= 2``), never read a word in the cycle it is written.
+        (``G >= 2``), never read a word in the cycle it is written. With ``registered_reads``
+        the word read goes into a register first (stage R), and with two lane groups a token
+        reads its word in the cycle the previous token of its group writes it: that word is
+        forwarded.
         """
         layer, lanes, groups = self._layer, self._lanes, self.groups
         shape = counter_shape(layer.n_in)
@@ -284,11 +323,23 @@ class EventLayer(LayerComponent):
             m.d.sync += first_round.eq(1)
         with m.Elif(valid & (event.group == groups - 1)):
             m.d.sync += first_round.eq(0)
+        words = read.data
+        writes_back = b_valid & ~b_token.start
+        if self._registered_reads:
+            words = Signal.like(read.data, name="state_word")
+            if groups == 2:
+                forward = Signal(name="state_forward")
+                written = Signal.like(read.data, name="state_written")
+                m.d.sync += [forward.eq(writes_back & (b_token.group == read.addr)),
+                             written.eq(write.data)]
+                m.d.sync += words.eq(Mux(forward, written, read.data))
+            else:
+                m.d.sync += words.eq(read.data)
 
         # Stage B: add, compare at the step's end, write back.
         updated, crossed, was_fired = [], Signal(lanes), Signal(lanes)
         for lane in range(lanes):
-            word = read.data[lane * lane_bits:(lane + 1) * lane_bits]
+            word = words[lane * lane_bits:(lane + 1) * lane_bits]
             counter = Signal(shape, name=f"counter{lane}")
             fired = Signal(name=f"fired{lane}")
             m.d.comb += [counter.eq(word[:-1] + deltas[lane]), fired.eq(word[-1])]
@@ -297,7 +348,7 @@ class EventLayer(LayerComponent):
         m.d.comb += [
             write.addr.eq(b_token.group),
             write.data.eq(Cat(*updated)),
-            write.en.eq((b_valid & ~b_token.start).replicate(lanes)),
+            write.en.eq(writes_back.replicate(lanes)),
         ]
         self._threshold_writes(m, write, lane_bits)
 

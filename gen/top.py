@@ -100,8 +100,9 @@ class Accelerator(wiring.Component):
     pipelined : bool or None
         The build for timing closure: a :class:`~.register_slice.RegisterSlice` on every
         stream port, so that no path runs from a port through logic (the IP meets its clock
-        beside registered neighbours), and the output layer's decision from pairwise
-        comparisons (one cycle more, more logic). Only with weights in ROM: run-time weights
+        beside registered neighbours), the first layer's block RAM outputs registered before
+        its adders, and the output layer's decision from pairwise comparisons (a cycle more
+        each, more logic). Only with weights in ROM: run-time weights
         order their frames against the pixel frames at the ports, with no slice between.
         None (the default): pipelined exactly with weights in ROM. A board build, whose
         neighbours are on the chip in the same clock and whose UP5K has no logic to spare,
@@ -150,7 +151,8 @@ class Accelerator(wiring.Component):
         self._framer = PixelFramer(network.n_inputs, pixels_per_beat)
         self._event_layer = EventLayer(network.layers[0], self._lanes,
                                        events_per_cycle=events_per_cycle, weight_fields=fields,
-                                       spram=weight_storage == "spram")
+                                       spram=weight_storage == "spram",
+                                       registered_reads=pipelined)
         # After a folded first layer, the next layer takes its spikes a lane group at a time.
         input_lanes = self._lanes if self._event_layer.folded else None
         self._vector_layers = []

@@ -90,14 +90,16 @@ def join_chunks(tokens, lanes, groups):
     return joined
 
 
+@pytest.mark.parametrize("registered", [False, True])
 @pytest.mark.parametrize(("n_in", "n_out", "lanes", "walkers"), [
-    (12, 6, 6, 1), (12, 7, 3, 1), (20, 5, 1, 1), (12, 6, 6, 4), (13, 7, 3, 2), (21, 5, 2, 8)])
-def test_event_layer(n_in, n_out, lanes, walkers):
+    (12, 6, 6, 1), (12, 7, 3, 1), (20, 5, 1, 1), (12, 6, 6, 4), (13, 7, 3, 2), (21, 5, 2, 8),
+    (12, 6, 3, 1)])
+def test_event_layer(n_in, n_out, lanes, walkers, registered):
     seed = n_in * 1000 + n_out * 100 + lanes * 10 + walkers
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = EventLayer(layer, lanes, events_per_cycle=walkers)
+    dut = EventLayer(layer, lanes, events_per_cycle=walkers, registered_reads=registered)
     empty = {"slots": 0, "pixels": [0] * walkers}
     tokens, expected = [], []
     for _ in range(3):
@@ -241,7 +243,8 @@ def test_latency_property(cls):
     expected = 6 if cls is VectorLayer else 7
     assert cls(layer).latency == expected
     assert OutputLayer(layer, pairwise=True).latency == 8
-    assert EventLayer.latency == 3
+    assert EventLayer(layer, 10).latency == 3
+    assert EventLayer(layer, 10, registered_reads=True).latency == 4
 
 
 LAYER_COMPONENTS = [lambda layer, **kw: EventLayer(layer, 2, **kw), VectorLayer, OutputLayer]
