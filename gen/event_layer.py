@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from ..model import packing
 from ..model.network import MAX_STEP
 from .layouts import event_layout, spike_vector_layout
-from .replicas import copies_for, replicated_register
+from .replicas import copies_for, replicated_register, replicated_tree
 from .spram import Spram
 from .weight_loader import LayerComponent, require_layer, writable_thresholds
 
@@ -265,10 +265,19 @@ class EventLayer(LayerComponent):
         per_copy = -(-n_out // copies_for(n_out * counter_shape(layer.n_in).width))
         copies = -(-n_out // per_copy)
         slices = [slice(k * per_copy, min(n_out, (k + 1) * per_copy)) for k in range(copies)]
-        enables = replicated_register(m, a_valid, copies, "b_enable")
-        loads = replicated_register(m, a_valid & a_token.start, copies, "b_load")
-        clears = replicated_register(m, b_valid & b_token.start, copies, "c_clear")
-        closes = replicated_register(m, b_valid & b_token.step_end, copies, "c_close")
+        if self._registered_reads:
+            # A tree of copies, from the values a stage earlier (the token of stage R is the
+            # one on i_events, registered).
+            event = self.i_events
+            enables = replicated_tree(m, event.valid, copies, "b_enable")
+            loads = replicated_tree(m, event.valid & event.payload.start, copies, "b_load")
+            clears = replicated_tree(m, a_valid & a_token.start, copies, "c_clear")
+            closes = replicated_tree(m, a_valid & a_token.step_end, copies, "c_close")
+        else:
+            enables = replicated_register(m, a_valid, copies, "b_enable")
+            loads = replicated_register(m, a_valid & a_token.start, copies, "b_load")
+            clears = replicated_register(m, b_valid & b_token.start, copies, "c_clear")
+            closes = replicated_register(m, b_valid & b_token.step_end, copies, "c_close")
         thresholds = writable_thresholds(m, layer, self.weight_port)
         counters = []
         for j in range(n_out):

@@ -105,7 +105,7 @@ class OutputLayer(LayerComponent):
     image is decided at the step's last one.
 
     Latency: :func:`~.vector_layer.front_end_latency`, one cycle to accumulate, then two
-    cycles to decide through comparator trees registered halfway, or with ``pairwise`` three
+    cycles to decide through comparator trees registered halfway, or with ``pipelined`` three
     (every pair of potentials compared; the winners, one-hot; their indices: more logic,
     shorter paths) (:attr:`latency`), from a token on ``i_spikes`` to its result on
     ``o_results``.
@@ -120,8 +120,10 @@ class OutputLayer(LayerComponent):
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
         (chunks: a memory) written through ``w_weights`` (else they are constants).
-    pairwise : bool
-        Decide from pairwise comparisons (see above) rather than comparator trees.
+    pipelined : bool
+        Shorter paths for more cycles: the front end's (see
+        :func:`~.vector_layer.step_front_end`), and the decision from pairwise comparisons
+        (see above) rather than comparator trees.
 
     Members
     -------
@@ -134,9 +136,9 @@ class OutputLayer(LayerComponent):
     """
 
     def __init__(self, layer, *, credits=4, input_lanes=None, weight_fields=None,
-                 pairwise=False):
+                 pipelined=False):
         require_layer(layer)
-        self._pairwise = pairwise
+        self._pipelined = pipelined
         if not isinstance(credits, int) or credits < 2 or credits & (credits - 1):
             raise ValueError(f"credits must be a power of two of at least 2, got {credits!r}")
         self._credits = credits
@@ -156,13 +158,14 @@ class OutputLayer(LayerComponent):
     @property
     def latency(self):
         """Front end, accumulate, the decision's stages."""
-        return front_end_latency(self._layer, self._input_lanes) + (4 if self._pairwise else 3)
+        return (front_end_latency(self._layer, self._input_lanes, self._pipelined)
+                + (4 if self._pipelined else 3))
 
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
         popcount, thresholds, a_meta = step_front_end(
-            m, layer, self.i_spikes, self.weight_port, self._input_lanes)
+            m, layer, self.i_spikes, self.weight_port, self._input_lanes, self._pipelined)
 
         # Accumulate the true potentials.
         shape = potential_shape(layer.n_in)
@@ -174,7 +177,7 @@ class OutputLayer(LayerComponent):
             delta = popcount.sums[j] * 2 - popcount.total
             with m.If(a_meta.valid):
                 m.d.sync += potential.eq(Mux(a_meta.start, 0, potential + delta))
-            if self._pairwise:
+            if self._pipelined:
                 # Beside it, its margin over the threshold (the potential less threshold + 1,
                 # as in the EventLayer's counters): its sign says whether it has crossed.
                 margin = Signal(counter_shape(layer.n_in), name=f"margin{j}", reset_less=True)
@@ -186,7 +189,7 @@ class OutputLayer(LayerComponent):
                 crossed.append(potential > thresholds[j])
         d_meta = Signal.like(a_meta)
         m.d.sync += d_meta.eq(a_meta)
-        decide = self._decide_pairwise if self._pairwise else self._decide_by_trees
+        decide = self._decide_pairwise if self._pipelined else self._decide_by_trees
         any_crossed, first_winner, final_winner, e_meta = decide(m, potentials, crossed, d_meta)
 
         decided = Signal()

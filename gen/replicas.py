@@ -9,13 +9,15 @@ carry :data:`REPLICA_MARK` apart (``bs4nn.sim.implement``).
 
 from amaranth.hdl import Signal
 
-__all__ = ["REPLICA_MARK", "replicated_register", "copies_for"]
+__all__ = ["REPLICA_MARK", "replicated_register", "replicated_tree", "copies_for"]
 
 #: In the name of every copy: the synthesis scripts keep these registers (``setattr keep``).
 REPLICA_MARK = "_replica"
 
 #: Flip-flop control inputs (enable or set/reset) one copy drives at most.
-LOADS_PER_COPY = 192
+LOADS_PER_COPY = 96
+#: Copies one register of the first level of a :func:`replicated_tree` feeds.
+TREE_BRANCHING = 8
 
 
 def copies_for(loads):
@@ -29,5 +31,18 @@ def replicated_register(m, value, copies, name):
     for index in range(copies):
         register = Signal(name=f"{name}{REPLICA_MARK}{index}")
         m.d.sync += register.eq(value)
+        registers.append(register)
+    return registers
+
+
+def replicated_tree(m, value, copies, name):
+    """``copies`` registers equal to ``value`` two cycles late, through a first level of one
+    register per :data:`TREE_BRANCHING` copies: one register's net would still span every
+    copy, so each first-level register feeds a few copies only."""
+    first = replicated_register(m, value, -(-copies // TREE_BRANCHING), f"{name}_root")
+    registers = []
+    for index in range(copies):
+        register = Signal(name=f"{name}{REPLICA_MARK}{index}")
+        m.d.sync += register.eq(first[index // TREE_BRANCHING])
         registers.append(register)
     return registers

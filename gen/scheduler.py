@@ -75,6 +75,7 @@ from .compact_scheduler import (
 from .first_set import decode, encode, first_set, lowest_one_hot
 from .layouts import event_layout, framed_beat_layout, index_shape
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, beats_per_frame
+from .replicas import REPLICA_MARK
 
 __all__ = ["EventScheduler", "BankLoader", "StepFinder", "Walkers", "EVENTS_PER_CYCLE_CHOICES"]
 
@@ -83,16 +84,24 @@ N_STEPS = 256
 EVENTS_PER_CYCLE_CHOICES = (1, 2, 4, 8, 16)
 
 
+def head_layout(ptr_width, length_width):
+    """A head memory word: the last beat stored in a position's list at a step, and the
+    list's length."""
+    return data.StructLayout({"beat": ptr_width, "length": length_width})
+
+
 class _Storage:
     """The banks' memories: per position a head memory (block RAM), and link and step
     memories (small LUT RAMs, on the walkers' one-cycle loop)."""
 
-    def __init__(self, m, ppb, ptr_width):
+    def __init__(self, m, ppb, ptr_width, length_width):
+        self.head_layout = head_layout(ptr_width, length_width)
         self.heads, self.links, self.steps = [], [], []
         for k in range(ppb):
-            self.heads.append(Memory(shape=ptr_width, depth=2 * N_STEPS, init=[]))
-            # link word: bits [0, ptr_width) previous beat of the list, bit ptr_width "more"
-            self.links.append(Memory(shape=ptr_width + 1, depth=2 << ptr_width, init=[],
+            self.heads.append(Memory(shape=self.head_layout, depth=2 * N_STEPS, init=[]))
+            # A node's link: the previous beat of its list (the list's length says where the
+            # list ends).
+            self.links.append(Memory(shape=ptr_width, depth=2 << ptr_width, init=[],
                                      attrs={"ram_style": "distributed"}))
             self.steps.append(Memory(shape=8, depth=2 << ptr_width, init=[],
                                      attrs={"ram_style": "distributed"}))
@@ -100,6 +109,9 @@ class _Storage:
             m.submodules[f"links{k}"] = self.links[k]
             m.submodules[f"step_mem{k}"] = self.steps[k]
         self.bitmaps = [Signal(N_STEPS, name=f"steps{b}") for b in range(2)]
+        # Per bank, the 16-step chunks of the bitmap that have a step (StepFinder.chunk_steps).
+        self.chunks = [Signal(N_STEPS // StepFinder.chunk_steps, name=f"chunks{b}")
+                       for b in range(2)]
         self.full = Signal(2)    # loaded, not yet finished by the walkers
         self.error = Signal(2)   # the frame in the bank was malformed
 
@@ -107,16 +119,23 @@ class _Storage:
 class BankLoader:
     """Writes framed beats into the bank being loaded, one beat per cycle.
 
-    Stage 0 (the beat is accepted) reads each position's head (a head written in that same
-    cycle is forwarded, so that the block RAM's output goes straight into a register) and
-    decodes each stored pixel's step into two one-hot halves; stage 1 writes head and step,
+    Stage 0 (the beat is accepted) reads each position's head for its pixel's step, and
+    decodes each stored pixel's step into two one-hot halves; stage 1 writes the beat's steps
     and ANDs the halves into one-hot rows, ORed per :attr:`rows_per_group` positions; stage 2
-    sets the rows in the bank's bitmap and reads the step of the beat each head named;
-    stage 3 writes the link, whose ``more`` bit checks that step, from registers.
+    sets the rows in the bank's bitmap and checks the head it read (it names an earlier beat
+    of the frame whose pixel has the same step: the step memory is read at it), and so finds
+    the list's length; stage 3 writes the head (this beat, the length) and the link (the
+    head it read), from registers.
+
+    A head is written three stages after it is read, so a beat may read a head that an older
+    beat still in stages 1 to 3 is about to write: the youngest such beat of the same list is
+    *forwarded* instead of the read (it is then surely the previous node, and no check is
+    needed).
     """
 
     #: Cycles from a frame's last beat being accepted to its bank being marked full: its steps
-    #: are set in the bitmap in stage 2, which marks the bank full in the cycle after.
+    #: are set in the bitmap in stage 2, which marks the bank full in the cycle after (its last
+    #: heads are written in that cycle, long before the step finder reads one).
     load_to_full = 3
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
@@ -131,8 +150,10 @@ class BankLoader:
     def build(self, m, store, beats, pause, release):
         """``beats``: the framed beat stream; ``pause``: take no new frame; ``release``: a
         ``(valid, bank)`` pair, the walkers finishing the image in ``bank``. Returns the
-        ``frame_open`` and ``busy`` (a beat in stage 1) signals."""
+        ``frame_open`` and ``busy`` (a beat in stages 1 to 3) signals, and per bank the
+        ``clear`` of its bitmap and the rows ``inserted`` into it."""
         ppb, ptr_width = self._ppb, self._ptr_width
+        layout = store.head_layout
         load_bank = Signal()
         frame_open = Signal()   # a frame has begun and its last beat has not come yet
         # The banks whose frame's last beat has been accepted (and not yet released): closed
@@ -150,38 +171,43 @@ class BankLoader:
         step_write = [store.steps[k].write_port() for k in range(ppb)]
         head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
 
-        s1_valid = Signal()
-        s1_bank = Signal()
-        s1_beat = Signal(ptr_width)
-        s1_end = Signal()
-        s1_error = Signal()
+        def stage(index):
+            """The registers of stage ``index``: the beat's fields, and per position whether
+            its pixel is stored (``insert``, 0 when the stage holds no beat) and its step."""
+            return SimpleNamespace(
+                valid=Signal(name=f"s{index}_valid"), bank=Signal(name=f"s{index}_bank"),
+                beat=Signal(ptr_width, name=f"s{index}_beat"),
+                end=Signal(name=f"s{index}_end"), error=Signal(name=f"s{index}_error"),
+                insert=Signal(ppb, name=f"s{index}_insert"),
+                step=[Signal(8, name=f"s{index}_step{k}") for k in range(ppb)])
+
+        s1, s2, s3 = stage(1), stage(2), stage(3)
         s1_start = Signal()
-        s1_insert = Signal(ppb)
-        s1_step = [Signal(8, name=f"s1_step{k}") for k in range(ppb)]
-        m.d.sync += [
-            s1_valid.eq(accept),
-            s1_bank.eq(load_bank),
-            s1_beat.eq(beats.payload.beat),
-            s1_end.eq(accept & beats.payload.end),
-            s1_start.eq(beats.payload.start),
-            s1_error.eq(beats.payload.error),
-        ]
-        s1_forward = Signal(ppb)  # the head read is the one stage 1 wrote as it was read
-        s1_forward_beat = Signal(ptr_width)
-        m.d.sync += s1_forward_beat.eq(s1_beat)
-        stored = Signal(ppb)      # the pixels of the beat accepted now that are stored
+        # Whether each pixel of the beat is stored, from the beat alone (not from `accept`,
+        # which every stage-1 register would otherwise wait on).
+        storable = Signal(ppb)
         for k in range(ppb):
-            pixel = beats.payload.pixels[k]
             in_image = beats.payload.beat * ppb + k < self._n_inputs
-            m.d.comb += [
-                head_load[k].addr.eq(Cat(~pixel, load_bank)),
-                stored[k].eq(accept & beats.payload.keep & (pixel != 0) & in_image),
-            ]
+            m.d.comb += storable[k].eq(beats.payload.keep & (beats.payload.pixels[k] != 0)
+                                       & in_image)
+        m.d.sync += [
+            s1.valid.eq(accept),
+            s1.bank.eq(load_bank),
+            s1.beat.eq(beats.payload.beat),
+            s1.end.eq(accept & beats.payload.end),
+            s1_start.eq(beats.payload.start),
+            s1.error.eq(beats.payload.error),
+            s1.insert.eq(Mux(accept, storable, 0)),
+        ]
+        for earlier, later in ((s1, s2), (s2, s3)):
             m.d.sync += [
-                s1_insert[k].eq(stored[k]),
-                s1_step[k].eq(~pixel),
-                s1_forward[k].eq(s1_valid & s1_insert[k] & (s1_bank == load_bank)
-                                 & (s1_step[k] == ~pixel)),
+                later.valid.eq(earlier.valid),
+                later.bank.eq(earlier.bank),
+                later.beat.eq(earlier.beat),
+                later.end.eq(earlier.end),
+                later.error.eq(earlier.error),
+                later.insert.eq(earlier.insert),
+                *[later.step[k].eq(earlier.step[k]) for k in range(ppb)],
             ]
         with m.If(accept & beats.payload.end):
             m.d.sync += [load_bank.eq(~load_bank), frame_open.eq(0),
@@ -189,14 +215,77 @@ class BankLoader:
         with m.Elif(accept):
             m.d.sync += frame_open.eq(1)
 
-        s2_valid = Signal()
-        s2_bank = Signal()
-        s2_beat = Signal(ptr_width)
-        s2_end = Signal()
-        s2_error = Signal()
-        s2_insert = Signal(ppb)
-        s2_step = [Signal(8, name=f"s2_step{k}") for k in range(ppb)]
-        s2_previous = [Signal(ptr_width, name=f"s2_previous{k}") for k in range(ppb)]
+        # Stage 3's heads, written in its cycle: (this beat, the list's length).
+        s3_previous = [Signal(ptr_width, name=f"s3_previous{k}") for k in range(ppb)]
+        s3_occupied = Signal(ppb)          # the list had nodes before this beat
+        s3_next_length = [Signal(layout["length"].shape, name=f"s3_next_length{k}")
+                          for k in range(ppb)]
+        s3_head = [Signal(layout, name=f"s3_head{k}") for k in range(ppb)]
+        for k in range(ppb):
+            m.d.comb += [
+                s3_head[k].beat.eq(s3.beat),
+                s3_head[k].length.eq(Mux(s3_occupied[k], s3_next_length[k], 1)),
+            ]
+
+        for k in range(ppb):
+            pixel = beats.payload.pixels[k]
+            m.d.comb += head_load[k].addr.eq(Cat(~pixel, load_bank))
+            m.d.sync += s1.step[k].eq(~pixel)
+            # Stage 0: an older beat of the same list in stage 1, 2 or 3 (the youngest wins).
+            matches = [s.insert[k] & (s.bank == load_bank) & (s.step[k] == ~pixel)
+                       for s in (s1, s2, s3)]
+            s1_from = Signal(3, name=f"s1_from{k}")
+            s1_captured = Signal(layout, name=f"s1_captured{k}")
+            m.d.sync += [
+                s1_from.eq(Cat(matches[0], matches[1] & ~matches[0],
+                               matches[2] & ~matches[0] & ~matches[1])),
+                s1_captured.eq(s3_head[k]),
+            ]
+            # Stage 1: the head read goes into a register as it leaves the block RAM; a beat
+            # that was in stage 2 is now in stage 3, whose head is taken; one that was in
+            # stage 1 is taken from stage 3 in the next cycle.
+            s2_read = Signal(layout, name=f"s2_read{k}")
+            s2_from_stage3 = Signal(name=f"s2_from_stage3_{k}")
+            s2_forced = Signal(name=f"s2_forced{k}")
+            s2_forwarded = Signal(layout, name=f"s2_forwarded{k}")
+            m.d.sync += [
+                s2_read.eq(head_load[k].data),
+                s2_from_stage3.eq(s1_from[0]),
+                s2_forced.eq(s1_from.any()),
+                s2_forwarded.eq(Mux(s1_from[1], s3_head[k], s1_captured)),
+            ]
+            # Stage 2: a head read from memory is one of this frame's list if it names an
+            # earlier beat whose pixel k has this step.
+            m.d.comb += head_step[k].addr.eq(Cat(s2_read.beat, s2.bank))
+            found = Signal(layout, name=f"s2_found{k}")
+            m.d.comb += found.eq(Mux(s2_from_stage3, s3_head[k],
+                                     Mux(s2_forced, s2_forwarded, s2_read)))
+            m.d.sync += [
+                s3_previous[k].eq(found.beat),
+                s3_occupied[k].eq(s2_forced | ((s2_read.beat < s2.beat)
+                                               & (head_step[k].data == s2.step[k]))),
+                s3_next_length[k].eq(found.length + 1),
+            ]
+            # Each position's step and link memories (LUT RAM, a copy per read port) are
+            # written at addresses from copies of the stage registers of their own
+            # (:mod:`.replicas`).
+            write_at = Signal(ptr_width + 1, name=f"s1_step_address{REPLICA_MARK}{k}")
+            write_en = Signal(name=f"s1_step_write{REPLICA_MARK}{k}")
+            link_at = Signal(ptr_width + 1, name=f"s3_link_address{REPLICA_MARK}{k}")
+            m.d.sync += [write_at.eq(Cat(beats.payload.beat, load_bank)), write_en.eq(accept),
+                         link_at.eq(Cat(s2.beat, s2.bank))]
+            m.d.comb += [
+                step_write[k].addr.eq(write_at),
+                step_write[k].data.eq(Mux(s1.insert[k], s1.step[k], N_STEPS - 1)),
+                step_write[k].en.eq(write_en),
+                head_write[k].addr.eq(Cat(s3.step[k], s3.bank)),
+                head_write[k].data.eq(s3_head[k]),
+                head_write[k].en.eq(s3.insert[k]),
+                link_write[k].addr.eq(link_at),
+                link_write[k].data.eq(s3_previous[k]),
+                link_write[k].en.eq(s3.insert[k]),
+            ]
+
         # Each stored pixel's step as two one-hot halves, registered in stage 1 (the high half
         # 0 for a pixel not stored), so that no register fans out to all 256 rows; stage 1
         # ANDs them into the step's one-hot row, ORed over each group of `rows_per_group`
@@ -207,77 +296,40 @@ class BankLoader:
             step = ~beats.payload.pixels[k]
             high = decode(m, step[4:], 16, f"s0_high{k}")
             low = decode(m, step[:4], 16, f"s0_low{k}")
-            m.d.sync += [s1_high[k].eq(Mux(stored[k], high, 0)), s1_low[k].eq(low)]
+            m.d.sync += [s1_high[k].eq(Mux(storable[k], high, 0)), s1_low[k].eq(low)]
         s1_onehot = [Cat(*[s1_high[k][i >> 4] & s1_low[k][i & 15] for i in range(N_STEPS)])
                      for k in range(ppb)]
         group = self.rows_per_group
         s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}") for g in range(-(-ppb // group))]
-        m.d.sync += [
-            s2_valid.eq(s1_valid),
-            s2_bank.eq(s1_bank),
-            s2_beat.eq(s1_beat),
-            s2_end.eq(s1_valid & s1_end),
-            s2_error.eq(s1_error),
-            s2_insert.eq(Mux(s1_valid, s1_insert, 0)),
-        ]
         for g, rows in enumerate(s2_rows):
             m.d.sync += rows.eq(functools.reduce(operator.or_, [
                 s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
         inserted = Signal(N_STEPS)
         m.d.comb += inserted.eq(functools.reduce(operator.or_, s2_rows))
-        s3_bank = Signal()
-        s3_beat = Signal(ptr_width)
-        s3_insert = Signal(ppb)
-        m.d.sync += [s3_bank.eq(s2_bank), s3_beat.eq(s2_beat), s3_insert.eq(s2_insert)]
-        for k in range(ppb):
-            m.d.sync += [
-                s2_step[k].eq(s1_step[k]),
-                s2_previous[k].eq(Mux(s1_forward[k], s1_forward_beat, head_load[k].data)),
-            ]
-            # The head read is one of this image's (beats are numbered from 0 in a frame):
-            # it names an earlier beat whose pixel k has this step.
-            previous = s2_previous[k]
-            m.d.comb += head_step[k].addr.eq(Cat(previous, s2_bank))
-            s3_previous = Signal(ptr_width, name=f"s3_previous{k}")
-            s3_occupied = Signal(name=f"s3_occupied{k}")
-            m.d.sync += [
-                s3_previous.eq(previous),
-                s3_occupied.eq((previous < s2_beat) & (head_step[k].data == s2_step[k])),
-            ]
-            m.d.comb += [
-                step_write[k].addr.eq(Cat(s1_beat, s1_bank)),
-                step_write[k].data.eq(Mux(s1_insert[k], s1_step[k], N_STEPS - 1)),
-                step_write[k].en.eq(s1_valid),
-                link_write[k].addr.eq(Cat(s3_beat, s3_bank)),
-                link_write[k].data.eq(Cat(s3_previous, s3_occupied)),
-                link_write[k].en.eq(s3_insert[k]),
-                head_write[k].addr.eq(Cat(s1_step[k], s1_bank)),
-                head_write[k].data.eq(s1_beat),
-                head_write[k].en.eq(s1_valid & s1_insert[k]),
-            ]
 
         # A step's bit is set in stage 2 after its first pixel is stored; a frame's first beat
         # clears its bank's bitmap in stage 1 (its rows are set in the cycle after). The step
         # finder only reads the bitmap.
         release_valid, release_bank = release
         for b in range(2):
-            with m.If(s2_end & (s2_bank == b)):
-                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2_error)]
+            with m.If(s2.end & (s2.bank == b)):
+                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2.error)]
             with m.If(release_valid & (release_bank == b)):
                 m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
         return SimpleNamespace(
-            frame_open=frame_open, busy=s1_valid | s2_valid,
-            clear=[s1_valid & s1_start & (s1_bank == b) for b in range(2)],
-            inserted=[Mux(s2_bank == b, inserted, 0) for b in range(2)])
+            frame_open=frame_open, busy=s1.valid | s2.valid | s3.valid,
+            clear=[s1.valid & s1_start & (s1.bank == b) for b in range(2)],
+            inserted=[Mux(s2.valid & (s2.bank == b), inserted, 0) for b in range(2)])
 
 
-def prepared_step_layout(ppb, ptr_width):
+def prepared_step_layout(ppb, head_layout):
     """A step prepared for the walkers: ``valid`` (0: the image has no further step), its
-    number, each position's head for it and ``mask``, the positions that have a list at it."""
+    number, each position's head for it (its last beat and its list's length) and ``mask``,
+    the positions that have a list at it."""
     return data.StructLayout({
         "valid": 1,
         "step": 8,
-        "heads": data.ArrayLayout(ptr_width, ppb),
+        "heads": data.ArrayLayout(head_layout, ppb),
         "mask": ppb,
     })
 
@@ -309,8 +361,8 @@ class StepFinder:
     #: cycle after, and queued in the next.
     full_to_queued = 4
     #: Cycles from a step's issue to the first cycle it is in ``R``: the head memories read,
-    #: their output is registered, then the mask is computed on the way into ``R``.
-    issue_to_ready = 3
+    #: their output registered, the mask computed into a register, then into ``R``.
+    issue_to_ready = 4
     #: Steps issued and not yet taken from ``R`` at most. A take is seen by the issue one
     #: cycle later, so one more than :attr:`issue_to_ready` keeps a step for every cycle.
     prepared_steps = issue_to_ready + 1
@@ -319,8 +371,8 @@ class StepFinder:
     #: in the cycle it is in the queue.
     full_to_ready = full_to_queued + issue_to_ready
     #: Cycles from an image's finish to the first cycle ``R`` holds the next image's first
-    #: step, issued in the finishing cycle.
-    finish_to_ready = issue_to_ready
+    #: step, issued in the cycle after.
+    finish_to_ready = 1 + issue_to_ready
 
     def __init__(self, ppb, ptr_width):
         self._ppb = ppb
@@ -346,7 +398,7 @@ class StepFinder:
         name = f"chunks{b}"
         taken = Signal(n_chunks, name=f"{name}_taken")
         pending = Signal(n_chunks, name=f"{name}_pending")
-        m.d.comb += pending.eq(Cat(*[chunk.any() for chunk in chunks]) & ~taken)
+        m.d.comb += pending.eq(store.chunks[b] & ~taken)
         lowest = lowest_one_hot(m, pending, f"{name}_lowest")
         outstanding = Signal(range(slots + 1), name=f"{name}_outstanding")
         pick = Signal(name=f"{name}_pick")
@@ -413,16 +465,14 @@ class StepFinder:
         """``take``: the walkers take ``R`` this cycle (an image starts or a step ends).
         Returns ``R`` (``valid``, ``step``, ``heads``, ``mask``, ``ready``), and ``primed``:
         the banks whose image may start."""
-        ppb, ptr_width = self._ppb, self._ptr_width
-        layout = prepared_step_layout(ppb, ptr_width)
+        ppb = self._ppb
+        layout = prepared_step_layout(ppb, store.head_layout)
         queued_layout = data.StructLayout({"valid": 1, "step": 8})
         head_read = [store.heads[k].read_port() for k in range(ppb)]
         head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
 
         # --- per bank, the queue of its steps (filled from the bitmap) ---------------------
-        finder_bank = Signal()
         issue = Signal()
-        m.d.comb += finder_bank.eq(bank ^ finish)
         depth = self.step_queue_depth
         assert depth == 2, "the queue below has two entries"
         primed = Signal(2)
@@ -445,7 +495,7 @@ class StepFinder:
                 with m.If(source.emit & (write[0] == e)):
                     m.d.sync += [entries[e].valid.eq(source.valid),
                                  entries[e].step.eq(source.step)]
-            with m.If(issue & (finder_bank == b)):
+            with m.If(issue & (bank == b)):
                 m.d.sync += read.eq(read + 1)
             # A bank's image may start `full_to_ready` cycles after the bank is full, even when
             # its first step is ready sooner.
@@ -456,26 +506,33 @@ class StepFinder:
                 m.d.sync += [write.eq(0), read.eq(0), ended.eq(0), priming.eq(0)]
             # The loader and the step finder never work on the same bank at once: the bitmap
             # is only read while the bank is full.
-            bitmap = store.bitmaps[b]
-            m.d.sync += bitmap.eq(Mux(loader.clear[b], 0, bitmap) | loader.inserted[b])
+            bitmap, chunks = store.bitmaps[b], store.chunks[b]
+            inserted = loader.inserted[b]
+            size = self.chunk_steps
+            m.d.sync += [
+                bitmap.eq(Mux(loader.clear[b], 0, bitmap) | inserted),
+                chunks.eq(Mux(loader.clear[b], 0, chunks) | Cat(*[
+                    inserted[c * size:(c + 1) * size].any() for c in range(len(chunks))])),
+            ]
             head = Signal(queued_layout, name=f"queue_head{b}")
             m.d.comb += head.eq(Mux(read[0], entries[1], entries[0]))
             queued_any.append(count != 0)
             queued_head.append(head)
 
-        # --- issue, head read, registered heads, mask --------------------------------------
-        # Steps issued and not yet taken from R; an image's finish leaves only the next
-        # image's first step, if issued then.
+        # --- issue, head read, registered heads, registered mask ----------------------------
+        # Steps issued and not yet taken from R. An image's finish flushes them and issues
+        # nothing; the next image's first step is issued in the cycle after, from its bank
+        # (so no head memory's address depends on the walkers).
         issued = Signal(range(self.prepared_steps + 1))
-        m.d.comb += issue.eq(Mux(finder_bank, queued_any[1], queued_any[0])
-                             & ((issued != self.prepared_steps) | finish))
-        m.d.sync += issued.eq(Mux(finish, issue, issued + issue - take))
+        m.d.comb += issue.eq(Mux(bank, queued_any[1], queued_any[0])
+                             & (issued != self.prepared_steps) & ~finish)
+        m.d.sync += issued.eq(Mux(finish, 0, issued + issue - take))
         issued_step = Signal(queued_layout)
-        m.d.comb += issued_step.eq(Mux(finder_bank, queued_head[1], queued_head[0]))
+        m.d.comb += issued_step.eq(Mux(bank, queued_head[1], queued_head[0]))
         # The head memories read every cycle (no enable to route): whether their output is an
         # issued step's heads follows the pipeline in `read_valid` and `heads_valid`.
         for k in range(ppb):
-            m.d.comb += head_read[k].addr.eq(Cat(issued_step.step, finder_bank))
+            m.d.comb += head_read[k].addr.eq(Cat(issued_step.step, bank))
         read_valid = Signal()
         read_step = Signal(queued_layout)
         m.d.sync += [read_valid.eq(issue), read_step.eq(issued_step)]
@@ -487,25 +544,25 @@ class StepFinder:
             heads.step.eq(read_step.step),
         ]
         m.d.sync += [heads.heads[k].eq(head_read[k].data) for k in range(ppb)]
+        prepared_valid = Signal()
         prepared = Signal(layout)
-        m.d.comb += [
+        m.d.sync += [
+            prepared_valid.eq(heads_valid & ~finish),
             prepared.valid.eq(heads.valid),
             prepared.step.eq(heads.step),
             prepared.heads.eq(heads.heads),
         ]
         for k in range(ppb):
-            m.d.comb += [
-                head_step[k].addr.eq(Cat(heads.heads[k], bank)),
-                prepared.mask[k].eq(head_step[k].data == heads.step),
-            ]
+            m.d.comb += head_step[k].addr.eq(Cat(heads.heads[k].beat, bank))
+            m.d.sync += prepared.mask[k].eq(head_step[k].data == heads.step)
 
-        # --- R and the FIFO behind it -----------------------------------------------------
-        # R is loaded from the FIFO, or straight from `prepared` when the FIFO is empty. An
-        # arriving step is written at the FIFO's free slot whether or not it is kept there.
-        # Nothing here waits on `finish`, which clears R and the FIFO after whatever they
-        # took, and R loads whenever it is taken or not ready, even with nothing to take
-        # (it is then not ready): R's enable is `take | ~r_ready`, one gate after `take`.
-        fifo_depth = self.prepared_steps - 1
+        # --- R: two registers, the FIFO behind them -----------------------------------------
+        # R is the register `rsel` names; a take only flips `rsel`, and a register is
+        # refilled (from the FIFO, or straight from `prepared` when the FIFO is empty) in a
+        # cycle in which it is empty: the one R names first, else the other. Every enable
+        # here follows from registers, none from the walkers of the same cycle (a finish
+        # empties R and the FIFO after whatever they took).
+        fifo_depth = self.prepared_steps - 2
         fifo = [Signal(layout, name=f"prepared{e}") for e in range(fifo_depth)]
         fifo_write = Signal(range(fifo_depth))
         fifo_read = Signal(range(fifo_depth))
@@ -517,17 +574,31 @@ class StepFinder:
                     m.d.comb += fifo_head.eq(fifo[e])
             with m.Default():
                 m.d.comb += fifo_head.eq(fifo[-1])
-        r_step = Signal(layout, name="r")
-        r_ready = Signal(name="r_ready")
-        load_r = Signal()
+        registers = [Signal(layout, name=f"r{j}") for j in range(2)]
+        filled = Signal(2)
+        rsel = Signal()
+        target = Signal()
+        refill = Signal()
         push = Signal()
         pop = Signal()
         m.d.comb += [
-            load_r.eq(take | ~r_ready),
-            pop.eq(load_r & (fifo_count != 0)),
-            push.eq(heads_valid & ~(load_r & (fifo_count == 0))),
+            target.eq(Mux(filled.bit_select(rsel, 1), ~rsel, rsel)),
+            refill.eq(~filled.bit_select(target, 1) & ((fifo_count != 0) | prepared_valid)),
+            pop.eq(refill & (fifo_count != 0)),
+            push.eq(prepared_valid & ~(refill & (fifo_count == 0))),
         ]
-        with m.If(heads_valid):
+        for j in range(2):
+            with m.If(refill & (target == j)):
+                m.d.sync += registers[j].eq(Mux(fifo_count != 0, fifo_head, prepared))
+            with m.If(finish):
+                m.d.sync += filled[j].eq(0)
+            with m.Elif(refill & (target == j)):
+                m.d.sync += filled[j].eq(1)
+            with m.Elif(take & (rsel == j)):
+                m.d.sync += filled[j].eq(0)
+        with m.If(take):
+            m.d.sync += rsel.eq(~rsel)
+        with m.If(prepared_valid):
             for e in range(fifo_depth):
                 with m.If(fifo_write == e):
                     m.d.sync += fifo[e].eq(prepared)
@@ -536,25 +607,28 @@ class StepFinder:
         with m.If(pop):
             m.d.sync += fifo_read.eq(Mux(fifo_read == fifo_depth - 1, 0, fifo_read + 1))
         m.d.sync += fifo_count.eq(fifo_count + push - pop)
-        with m.If(load_r):
-            m.d.sync += r_step.eq(Mux(fifo_count != 0, fifo_head, prepared))
-            m.d.sync += r_ready.eq((fifo_count != 0) | heads_valid)
         with m.If(finish):
-            m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0), r_ready.eq(0)]
+            m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0)]
+        r_step = Signal(layout, name="r")
+        m.d.comb += r_step.eq(Mux(rsel, registers[1], registers[0]))
         r = SimpleNamespace(
             valid=r_step.valid, step=r_step.step,
-            heads=[r_step.heads[k] for k in range(ppb)], mask=r_step.mask, ready=r_ready)
+            heads=[r_step.heads[k] for k in range(ppb)], mask=r_step.mask,
+            ready=filled.bit_select(rsel, 1))
         return r, primed
 
 
 class Walkers:
     """``events_per_cycle`` walkers over the lists of the step in ``R`` (see the module doc).
 
-    Each position's link memory has one read port, read one cycle ahead of the node it
-    serves: its address is the next node of the position's list if the position's current
-    node has one, else the position's head for this step (if its list has not started yet),
-    else its head for the next step, in ``R``. So the node chosen in a cycle has its link word
-    (its successor and ``more`` bit) in that same cycle.
+    Each walker keeps its node (one-hot position and beat), how many nodes its list has left
+    (from the lengths in the heads) and the lists of the step it has not started, all in
+    registers, so whether a walker is done after this round, and so the step's end, follow
+    from registers alone. Each position's link memory has one read port, read one cycle ahead
+    of the node it serves: its address is the next node of the position's list if the
+    position's current node is not its list's last, else the position's head for this step
+    (if its list has not started yet), else its head for the next step, in ``R``. So the node
+    chosen in a cycle has its link word (its successor) in that same cycle.
     """
 
     def __init__(self, ppb, ptr_width, events_per_cycle):
@@ -579,8 +653,10 @@ class Walkers:
         (``slots``, ``pixels``: per walker a node valid flag and its pixel index) and
         ``step_end`` (no walker has a node of this step left after this round)."""
         ppb, ptr_width = self._ppb, self._ptr_width
+        head_layout = store.head_layout
         link_read = [store.links[k].read_port() for k in range(ppb)]
-        step_heads = [Signal(ptr_width, name=f"step_head{k}") for k in range(ppb)]
+        # The heads of the step being walked, for the lists the walkers start later in it.
+        step_heads = [Signal(head_layout, name=f"step_head{k}") for k in range(ppb)]
         with m.If(take):
             m.d.sync += [step_heads[k].eq(r.heads[k]) for k in range(ppb)]
 
@@ -590,20 +666,18 @@ class Walkers:
             n_own = len(own)
             node = Signal(n_own, name=f"walker{w}_node")     # one-hot position of the node
             beat = Signal(ptr_width, name=f"walker{w}_beat")
+            left = Signal(head_layout["length"].shape, name=f"walker{w}_left")
+            last = Signal(name=f"walker{w}_last")            # left == 1: the list's last node
             mask = Signal(n_own, name=f"walker{w}_mask")     # lists of this step not started
-            links = [link_read[k].data for k in own]
-            more = Signal(name=f"walker{w}_more")             # the node has a successor
-            m.d.comb += more.eq(functools.reduce(operator.or_, [
-                node[i] & links[i][ptr_width] for i in range(n_own)]))
             successor = Signal(ptr_width, name=f"walker{w}_successor")
             m.d.comb += successor.eq(functools.reduce(operator.or_, [
-                Mux(node[i], links[i][:ptr_width], 0) for i in range(n_own)]))
+                Mux(node[i], link_read[k].data, 0) for i, k in enumerate(own)]))
             for i, k in enumerate(own):
-                follow = node[i] & links[i][ptr_width]
+                follow = node[i] & ~last
                 m.d.comb += [
                     link_read[k].addr.eq(Cat(
-                        Mux(follow, links[i][:ptr_width],
-                            Mux(mask[i], step_heads[k], r.heads[k])), bank)),
+                        Mux(follow, link_read[k].data,
+                            Mux(mask[i], step_heads[k].beat, r.heads[k].beat)), bank)),
                     link_read[k].en.eq(advance | take | ~active),
                 ]
             # The next node: the successor, else the first list left in the mask, else (when
@@ -613,28 +687,32 @@ class Walkers:
             r_any, r_first = first_set(m, r_own, f"walker{w}_r_first")
 
             def head_of(index, heads, own=own):
-                value = Signal(ptr_width)
+                value = Signal(head_layout)
                 with m.Switch(index):
                     for i, k in enumerate(own):
                         with m.Case(i):
                             m.d.comb += value.eq(heads[k])
                 return value
 
+            def start_list(index, heads, beat=beat, left=left, last=last):
+                head = head_of(index, heads)
+                return [beat.eq(head.beat), left.eq(head.length), last.eq(head.length == 1)]
+
             with m.If(take):
                 m.d.sync += [
                     node.eq(Mux(r.valid & ~skip & r_any, decode(
                         m, r_first, n_own, f"walker{w}_r_onehot"), 0)),
-                    beat.eq(head_of(r_first, r.heads)),
                     mask.eq(Mux(r.valid & ~skip, r_own & ~(Const(1, n_own) << r_first), 0)),
+                    *start_list(r_first, r.heads),
                 ]
             with m.Elif(advance):
-                with m.If(more):
-                    m.d.sync += beat.eq(successor)
+                with m.If(~last):
+                    m.d.sync += [beat.eq(successor), left.eq(left - 1), last.eq(left == 2)]
                 with m.Elif(mask_any):
                     m.d.sync += [
                         node.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
-                        beat.eq(head_of(mask_first, step_heads)),
                         mask.eq(mask & ~(Const(1, n_own) << mask_first)),
+                        *start_list(mask_first, step_heads),
                     ]
                 with m.Else():
                     m.d.sync += node.eq(0)
@@ -645,7 +723,7 @@ class Walkers:
                 Mux(node[i], k, 0) for i, k in enumerate(own)]))
             slots.append(node.any())
             pixels.append(Cat(position, beat) if ppb > 1 else beat)
-            done.append(~more & (mask == 0))
+            done.append((last | ~node.any()) & (mask == 0))
         step_end = Signal()
         m.d.comb += step_end.eq(functools.reduce(operator.and_, done))
         return SimpleNamespace(slots=Cat(*slots), pixels=pixels, step_end=step_end)
@@ -765,6 +843,11 @@ class EventScheduler(wiring.Component):
         return max(1, ceil_log2(self.n_beats))
 
     @property
+    def length_width(self):
+        """Bits of a list's length (up to one node per beat)."""
+        return ceil_log2(self.n_beats + 1)
+
+    @property
     def compact(self):
         """Whether this is the compact scheduler (:mod:`.compact_scheduler`)."""
         return self._compact
@@ -796,7 +879,7 @@ class EventScheduler(wiring.Component):
         """Bank loader, step finder and walkers over the shared storage."""
         ppb = self._pixels_per_beat
         ptr_width = self.ptr_width
-        store = _Storage(m, ppb, ptr_width)
+        store = _Storage(m, ppb, ptr_width, self.length_width)
         release = (control.finish, control.bank)
         loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
             m, store, self.i_beats, self.i_pause, release)

@@ -100,10 +100,11 @@ class Accelerator(wiring.Component):
     pipelined : bool or None
         The build for timing closure: a :class:`~.register_slice.RegisterSlice` on every
         stream port, so that no path runs from a port through logic (the IP meets its clock
-        beside registered neighbours), the first layer's block RAM outputs registered before
-        its adders, and the output layer's decision from pairwise comparisons (a cycle more
-        each, more logic). Only with weights in ROM: run-time weights
-        order their frames against the pixel frames at the ports, with no slice between.
+        beside registered neighbours), the block RAM outputs registered before any logic,
+        the step layers' adder trees registered every two levels, and the output layer's
+        decision from pairwise comparisons (more cycles, more logic). Only with weights in
+        ROM: run-time weights order their frames against the pixel frames at the ports, with
+        no slice between.
         None (the default): pipelined exactly with weights in ROM. A board build, whose
         neighbours are on the chip in the same clock and whose UP5K has no logic to spare,
         is not pipelined.
@@ -158,11 +159,11 @@ class Accelerator(wiring.Component):
         self._vector_layers = []
         for layer in network.layers[1:-1]:
             self._vector_layers.append(VectorLayer(layer, input_lanes=input_lanes,
-                                                   weight_fields=fields))
+                                                   weight_fields=fields, pipelined=pipelined))
             input_lanes = None
         self._output_layer = OutputLayer(network.layers[-1], credits=RESULT_CREDITS,
                                          input_lanes=input_lanes, weight_fields=fields,
-                                         pairwise=pipelined)
+                                         pipelined=pipelined)
         self._scheduler = EventScheduler(
             network.n_inputs, pixels_per_beat, self._event_layer.groups, RESULT_CREDITS,
             drain_cycles=self.event_to_result + 2, events_per_cycle=events_per_cycle)

@@ -9,7 +9,7 @@ from ..model import packing
 from ..model.network import MAX_STEP, NO_SPIKE
 from .event_layer import counter_shape
 from .layouts import spike_vector_layout
-from .popcount import RowPopcount, popcount_latency
+from .popcount import LEVELS_PER_STAGE, RowPopcount, popcount_latency
 from .weight_loader import LayerComponent, require_layer, writable_rows, writable_thresholds
 
 __all__ = ["VectorLayer", "delay_line", "step_front_end", "front_end_latency", "input_groups"]
@@ -35,15 +35,25 @@ def input_groups(layer, input_lanes):
     return -(-layer.n_in // input_lanes)
 
 
-def front_end_latency(layer, input_lanes):
+#: Adder levels between the registers of the step layers' popcount trees in the pipelined
+#: build (see :func:`step_front_end`).
+PIPELINED_LEVELS_PER_STAGE = 2
+
+
+def _levels_per_stage(pipelined):
+    return PIPELINED_LEVELS_PER_STAGE if pipelined else LEVELS_PER_STAGE
+
+
+def front_end_latency(layer, input_lanes, pipelined=False):
     """Cycles through :func:`step_front_end`: the adder tree, and with chunked inputs the
-    read of the chunk's weights before it."""
+    read of the chunk's weights before it (two cycles when ``pipelined``)."""
+    levels = _levels_per_stage(pipelined)
     if input_groups(layer, input_lanes) == 1:
-        return popcount_latency(layer.n_in)
-    return 1 + popcount_latency(input_lanes)
+        return popcount_latency(layer.n_in, levels)
+    return 1 + pipelined + popcount_latency(input_lanes, levels)
 
 
-def step_front_end(m, layer, i_spikes, weights, input_lanes=None):
+def step_front_end(m, layer, i_spikes, weights, input_lanes=None, pipelined=False):
     """The input side of a step layer: the popcount of each token's spikes against every
     weight row, the thresholds, and the token's fields delayed to line up with the sums.
 
@@ -52,9 +62,13 @@ def step_front_end(m, layer, i_spikes, weights, input_lanes=None):
     (after a folded layer) each token's chunk of every row is read from a memory
     (``packing.chunk_rom_words``, written through ``weights`` when not ``None``) in the
     cycle before its adder tree. ``last`` in the delayed fields marks a step's last token.
+    ``pipelined``: the trees are registered every :data:`PIPELINED_LEVELS_PER_STAGE` adder
+    levels (else every ``LEVELS_PER_STAGE``), and the chunk read goes into a register before
+    the tree (a block RAM's output comes late in the cycle).
 
     Returns ``(popcount, thresholds, delayed_meta)``.
     """
+    levels = _levels_per_stage(pipelined)
     groups = input_groups(layer, input_lanes)
     token = i_spikes.payload
     meta = Signal(data.StructLayout({"valid": 1, "step": token.step.shape(), "start": 1,
@@ -64,7 +78,7 @@ def step_front_end(m, layer, i_spikes, weights, input_lanes=None):
     thresholds = writable_thresholds(m, layer, weights)
     if groups == 1:
         popcount = m.submodules.popcount = RowPopcount(
-            layer.n_in, layer.bits if weights is None else layer.n_out)
+            layer.n_in, layer.bits if weights is None else layer.n_out, levels_per_stage=levels)
         m.d.comb += popcount.vector.eq(token.spikes)
         if weights is not None:
             for j, row in enumerate(writable_rows(m, layer, weights)):
@@ -82,13 +96,18 @@ def step_front_end(m, layer, i_spikes, weights, input_lanes=None):
             write.data.eq(weights.payload.data),
             write.en.eq(weights.valid & (weights.payload.kind == packing.WEIGHT_KIND_WEIGHTS)),
         ]
-    popcount = m.submodules.popcount = RowPopcount(input_lanes, layer.n_out)
-    chunk = Signal(input_lanes)
-    m.d.sync += chunk.eq(token.spikes)
+    popcount = m.submodules.popcount = RowPopcount(input_lanes, layer.n_out,
+                                                   levels_per_stage=levels)
+    chunk = delay_line(m, token.spikes, 1 + pipelined, "chunk")[-1]
+    rows = read.data
+    if pipelined:
+        rows = Signal.like(read.data, name="chunk_rows")
+        m.d.sync += rows.eq(read.data)
     m.d.comb += popcount.vector.eq(chunk)
     for j in range(layer.n_out):
-        m.d.comb += popcount.rows[j].eq(read.data[j * input_lanes:(j + 1) * input_lanes])
-    return popcount, thresholds, delay_line(m, meta, 1 + popcount.latency, "a_meta")[-1]
+        m.d.comb += popcount.rows[j].eq(rows[j * input_lanes:(j + 1) * input_lanes])
+    return popcount, thresholds, delay_line(m, meta, 1 + pipelined + popcount.latency,
+                                            "a_meta")[-1]
 
 
 class VectorLayer(LayerComponent):
@@ -112,6 +131,8 @@ class VectorLayer(LayerComponent):
     weight_fields : list of ``(name, width)`` or None
         ``packing.weight_stream_fields`` of the design to keep rows and thresholds in registers
         (chunks: a memory) written through ``w_weights`` (else they are constants).
+    pipelined : bool
+        Shorter paths for more cycles (see :func:`step_front_end`).
 
     Members
     -------
@@ -122,9 +143,10 @@ class VectorLayer(LayerComponent):
         only with ``weight_fields``
     """
 
-    def __init__(self, layer, *, input_lanes=None, weight_fields=None):
+    def __init__(self, layer, *, input_lanes=None, weight_fields=None, pipelined=False):
         require_layer(layer)
         self._input_lanes = input_lanes
+        self._pipelined = pipelined
         groups = input_groups(layer, input_lanes)
         super().__init__(layer, {
             "i_spikes": In(stream.Signature(spike_vector_layout(input_lanes or layer.n_in,
@@ -136,13 +158,13 @@ class VectorLayer(LayerComponent):
     @property
     def latency(self):
         """Front end, accumulate, compare."""
-        return front_end_latency(self._layer, self._input_lanes) + 2
+        return front_end_latency(self._layer, self._input_lanes, self._pipelined) + 2
 
     def elaborate(self, platform):
         m = Module()
         layer = self._layer
         popcount, thresholds, a_meta = step_front_end(
-            m, layer, self.i_spikes, self.weight_port, self._input_lanes)
+            m, layer, self.i_spikes, self.weight_port, self._input_lanes, self._pipelined)
 
         # Accumulate.
         shape = counter_shape(layer.n_in)

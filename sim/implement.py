@@ -38,8 +38,9 @@ ICE40_SYNTH_OPTIONS = "-device u -spram"
 ICE40_AFTER_READ = "setattr -unset ram_style a:ram_style=distributed"
 #: The generator copies some control registers so that each copy drives a few lanes
 #: (``bs4nn.gen.replicas``); Yosys's ``opt_merge`` would fold the equal copies back into one
-#: register unless their flip-flop cells are marked ``keep``.
-KEEP_REPLICAS = f"proc; setattr -set keep 1 w:*{REPLICA_MARK}* %ci1:+$dff[Q]"
+#: register unless their flip-flop cells are marked ``keep``. ``%a`` adds the copies' aliases:
+#: a copy that drives a memory port is emitted under the port's name.
+KEEP_REPLICAS = f"proc; setattr -set keep 1 w:*{REPLICA_MARK}* %a %ci1:+$dff[Q]"
 
 
 def _local_copy(verilog, work_dir):

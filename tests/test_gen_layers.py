@@ -169,14 +169,15 @@ def chunked(tokens, n_in, input_lanes):
     return out
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize(("n_in", "n_out", "input_lanes"), [(9, 5, None), (30, 4, None),
                                                             (9, 5, 2), (30, 4, 8)])
-def test_vector_layer(n_in, n_out, input_lanes):
+def test_vector_layer(n_in, n_out, input_lanes, pipelined):
     seed = n_in + n_out
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = VectorLayer(layer, input_lanes=input_lanes)
+    dut = VectorLayer(layer, input_lanes=input_lanes, pipelined=pipelined)
     tokens, expected = [], []
     for steps in ([3, 4, 9, 30, 200], [1, 254, 255, 256], [250, 255]):
         image_tokens, vectors = vector_tokens(rng, n_in, steps)
@@ -203,15 +204,15 @@ def decision_model(layer, vectors):
             "error": 0}
 
 
-@pytest.mark.parametrize("pairwise", [False, True])
+@pytest.mark.parametrize("pipelined", [False, True])
 @pytest.mark.parametrize(("n_in", "n_out", "input_lanes"), [(10, 3, None), (25, 7, None),
                                                             (10, 3, 4), (25, 7, 5), (12, 1, None)])
-def test_output_layer(n_in, n_out, input_lanes, pairwise):
+def test_output_layer(n_in, n_out, input_lanes, pipelined):
     seed = 3 * n_in + n_out
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     layer = random_layer(rng, n_in, n_out)
-    dut = OutputLayer(layer, credits=4, input_lanes=input_lanes, pairwise=pairwise)
+    dut = OutputLayer(layer, credits=4, input_lanes=input_lanes, pipelined=pipelined)
     tokens, expected = [], []
     for _ in range(8):
         steps = sorted(set(int(s) for s in rng.integers(1, 257, size=rng.integers(1, 6))))
@@ -242,7 +243,7 @@ def test_latency_property(cls):
     layer = random_layer(np.random.default_rng(0), 600, 10)
     expected = 6 if cls is VectorLayer else 7
     assert cls(layer).latency == expected
-    assert OutputLayer(layer, pairwise=True).latency == 8
+    assert OutputLayer(layer, pipelined=True).latency == 9   # 5 popcount stages, not 4
     assert EventLayer(layer, 10).latency == 3
     assert EventLayer(layer, 10, registered_reads=True).latency == 4
 

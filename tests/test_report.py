@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -205,3 +206,21 @@ def test_replicated_registers_survive_synthesis(tmp_path):
     path = tmp_path / "bs4nn.v"
     path.write_text(verilog.convert(m, ports=[enable, data, held], name="bs4nn"))
     assert implement.synth_ecp5(path, tmp_path)["ff"] == 3 + 24
+
+
+def test_replicas_emitted_under_a_memory_port_name_survive_synthesis(tmp_path):
+    """The scheduler's copies of a step memory's write address, one per position, reach the
+    Verilog as aliases of the memory ports' registers; synth_ecp5 still keeps one register per
+    position."""
+    from bs4nn.gen.build import generate
+
+    network = random_network(np.random.default_rng(0), [16, 6, 3])
+    (tmp_path / "bs4nn.v").write_text(generate(network, pixels_per_beat=4).verilog)
+    implement.synth_ecp5(tmp_path / "bs4nn.v", tmp_path)
+    netlist = json.loads((tmp_path / "ecp5.json").read_text())["modules"]["bs4nn"]
+    drivers = {cell["connections"]["Q"][0]: name for name, cell in netlist["cells"].items()
+               if cell["type"] == "TRELLIS_FF"}
+    copies = {tuple(drivers[bit] for bit in net["bits"])
+              for name, net in netlist["netnames"].items()
+              if re.fullmatch(r"core\.scheduler\.s1_step_address_replica\d+", name)}
+    assert len(copies) == 4
