@@ -142,16 +142,17 @@ class EventLayer(LayerComponent):
     def elaborate(self, platform):
         m = Module()
         reads = [read.data for read in self._weight_reads(m)]
-        # The token as it reaches the stage that adds (stage B).
+        # The token as it reaches the stage that adds (stage B). The tokens' fields are data
+        # (no reset): each stage's `valid` says whether they mean anything.
         a_valid, a_token = self.i_events.valid, self.i_events.payload
         if self._registered_reads:
-            a_valid, a_token = Signal(), Signal.like(a_token, name="r_token")
+            a_valid, a_token = Signal(), Signal.like(a_token, name="r_token", reset_less=True)
             m.d.sync += [a_valid.eq(self.i_events.valid), a_token.eq(self.i_events.payload)]
             reads = self._registered(m, reads, "weights")
-        b_valid, b_token = Signal(), Signal.like(self.i_events.payload)
+        b_valid, b_token = Signal(), Signal.like(self.i_events.payload, reset_less=True)
         m.d.sync += [b_valid.eq(a_valid), b_token.eq(a_token)]
         deltas = self._deltas(m, reads, b_token)
-        c_valid, c_token = Signal(), Signal.like(b_token)
+        c_valid, c_token = Signal(), Signal.like(b_token, reset_less=True)
         m.d.sync += [c_valid.eq(b_valid), c_token.eq(b_token)]
         if self.folded:
             spikes = self._folded_neurons(m, deltas, b_valid, b_token, c_token)
@@ -173,10 +174,10 @@ class EventLayer(LayerComponent):
 
     @staticmethod
     def _registered(m, values, name):
-        """``values``, each put into a register of its own (stage R)."""
+        """``values``, each put into a register of its own (stage R; data, no reset)."""
         registers = []
         for index, value in enumerate(values):
-            register = Signal.like(value, name=f"{name}{index}")
+            register = Signal.like(value, name=f"{name}{index}", reset_less=True)
             m.d.sync += register.eq(value)
             registers.append(register)
         return registers

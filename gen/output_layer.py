@@ -267,12 +267,14 @@ class OutputLayer(LayerComponent):
         :meth:`_decide_by_trees`."""
         n_out = self._layer.n_out
         pairs = compare_all(m, potentials, "ge")
-        ge = Signal(len(pairs), name="ge_r")
+        ge = Signal(len(pairs), name="ge_r", reset_less=True)
         m.d.sync += ge.eq(Cat(*pairs.values()))
         ge_r = dict(zip(pairs, ge, strict=True))
-        crossed_r = Signal(n_out)
+        crossed_r = Signal(n_out, reset_less=True)
         m.d.sync += crossed_r.eq(Cat(*crossed))
-        first_onehot, final_onehot, any_crossed = Signal(n_out), Signal(n_out), Signal()
+        first_onehot = Signal(n_out, reset_less=True)
+        final_onehot = Signal(n_out, reset_less=True)
+        any_crossed = Signal(reset_less=True)
         m.d.sync += [
             first_onehot.eq(winner(m, ge_r, crossed_r, "first")),
             final_onehot.eq(winner(m, ge_r, [Const(1, 1)] * n_out, "final")),

@@ -106,7 +106,9 @@ class RowPopcount(wiring.Component):
             if (level + 1) % self._levels_per_stage == 0 or level + 1 == self.depth:
                 registered = []
                 for index, node in enumerate(nodes):
-                    reg = Signal(len(node), name=f"{name}_l{level}_{index}")
+                    # Data only (no reset): a reset net to every stage of every tree would
+                    # span the layer.
+                    reg = Signal(len(node), name=f"{name}_l{level}_{index}", reset_less=True)
                     m.d.sync += reg.eq(node)
                     registered.append(reg)
                 nodes = registered

@@ -14,8 +14,8 @@ and the other schedule constants sum:
 * :class:`BankLoader` writes each image into one of two banks while the other bank is read,
   so image ``k + 1`` loads while image ``k`` computes. A bank holds, for each of the
   ``pixels_per_beat`` positions ``k`` of a beat, a linked list per time step: ``head_k[step]``
-  is the last beat whose pixel ``k`` spikes at ``step``, ``next_k[beat]`` links to the previous
-  one (with a ``more`` bit ending the list), ``step_k[beat]`` is the step of the beat's pixel
+  is the last beat whose pixel ``k`` spikes at ``step`` and the list's length,
+  ``next_k[beat]`` links to the previous one, ``step_k[beat]`` is the step of the beat's pixel
   ``k`` (255 when it is not stored), and the bitmap ``steps`` (256 bits) says which steps have
   a list. Heads are never cleared: a head is one of the image's iff it names an earlier beat
   of the image whose ``step_k`` is that step (a stale head fails the test, as the beat it
@@ -26,20 +26,22 @@ and the other schedule constants sum:
   end, a step-less entry); each queued
   step is *issued*: its heads are read from every position's head memory, the read is
   registered, then the positions that have a list there are found (step memory read and
-  compare) and the prepared step goes into ``R``, or into a small FIFO behind ``R`` while
-  ``R`` is held. Steps are issued while fewer than ``prepared_steps`` are issued and not yet
+  compare, into a register) and the prepared step goes into ``R``, or into a small FIFO
+  behind it. Steps are issued while fewer than ``prepared_steps`` are issued and not yet
   taken, a count kept in a register, so no block RAM's address or enable depends on the
-  walkers' decisions of the same cycle. ``R`` holds an image's first step before it starts
-  and takes the next prepared step each time a step is taken; an image's finish flushes its
-  prepared steps.
+  walkers' decisions of the same cycle. ``R`` is two registers and a pointer: a take flips
+  the pointer, and the register it leaves is refilled later, so that no walker's decision
+  enables ``R``'s registers. ``R`` holds an image's first step before it starts; an image's
+  finish flushes its prepared steps.
 * :class:`Walkers`: ``events_per_cycle`` walkers share the positions (walker ``w`` owns the
   positions ``k`` with ``k % events_per_cycle == w``). All walkers take a step from ``R``
   together; each follows its positions' lists for that step, one node per cycle, and the step
   ends when every walker is done. A cycle's nodes form one *round*: a token with one event
-  slot per walker. Each position's link memory is read one cycle ahead of the node it serves,
-  so the ``more`` bit of every node is known in the cycle the node is chosen, and the address
-  of the next read depends on the data just read through a single multiplexer (a list's next
-  node, or a register: the position's head for this step or for the next one).
+  slot per walker. A walker counts its list's nodes down from the length in the head, so
+  whether it is done after a round, and so the step's end, comes from registers. Each
+  position's link memory is read one cycle ahead of the node it serves, and the address of the
+  next read depends on the data just read through one multiplexer, whose choice is a register
+  (a list's next node, or a register: the position's head for this step or for the next one).
 * the output token register: a round chosen in cycle ``c`` leaves on ``o_events`` in cycle
   ``c + 1``.
 
@@ -75,11 +77,13 @@ from .compact_scheduler import (
 from .first_set import decode, encode, first_set, lowest_one_hot
 from .layouts import event_layout, framed_beat_layout, index_shape
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, beats_per_frame
-from .replicas import REPLICA_MARK
+from .replicas import REPLICA_MARK, replicated_register
 
 __all__ = ["EventScheduler", "BankLoader", "StepFinder", "Walkers", "EVENTS_PER_CYCLE_CHOICES"]
 
 N_STEPS = 256
+#: Register bits one copy of a load enable drives (see :mod:`.replicas`).
+BITS_PER_COPY = 32
 #: Supported walker counts (event slots per token); at most ``pixels_per_beat``.
 EVENTS_PER_CYCLE_CHOICES = (1, 2, 4, 8, 16)
 
@@ -173,13 +177,17 @@ class BankLoader:
 
         def stage(index):
             """The registers of stage ``index``: the beat's fields, and per position whether
-            its pixel is stored (``insert``, 0 when the stage holds no beat) and its step."""
+            its pixel is stored (``insert``, 0 when the stage holds no beat) and its step. Only
+            ``valid``, ``end`` and ``insert`` are reset: the rest is data they qualify."""
+            def data_register(shape, name):
+                return Signal(shape, name=f"s{index}_{name}", reset_less=True)
+
             return SimpleNamespace(
-                valid=Signal(name=f"s{index}_valid"), bank=Signal(name=f"s{index}_bank"),
-                beat=Signal(ptr_width, name=f"s{index}_beat"),
-                end=Signal(name=f"s{index}_end"), error=Signal(name=f"s{index}_error"),
+                valid=Signal(name=f"s{index}_valid"), end=Signal(name=f"s{index}_end"),
                 insert=Signal(ppb, name=f"s{index}_insert"),
-                step=[Signal(8, name=f"s{index}_step{k}") for k in range(ppb)])
+                bank=data_register(1, "bank"), beat=data_register(ptr_width, "beat"),
+                error=data_register(1, "error"),
+                step=[data_register(8, f"step{k}") for k in range(ppb)])
 
         s1, s2, s3 = stage(1), stage(2), stage(3)
         s1_start = Signal()
@@ -216,9 +224,10 @@ class BankLoader:
             m.d.sync += frame_open.eq(1)
 
         # Stage 3's heads, written in its cycle: (this beat, the list's length).
-        s3_previous = [Signal(ptr_width, name=f"s3_previous{k}") for k in range(ppb)]
-        s3_occupied = Signal(ppb)          # the list had nodes before this beat
-        s3_next_length = [Signal(layout["length"].shape, name=f"s3_next_length{k}")
+        s3_previous = [Signal(ptr_width, name=f"s3_previous{k}", reset_less=True)
+                       for k in range(ppb)]
+        s3_occupied = Signal(ppb, reset_less=True)   # the list had nodes before this beat
+        s3_next_length = [Signal(layout["length"].shape, name=f"s3_next_length{k}", reset_less=True)
                           for k in range(ppb)]
         s3_head = [Signal(layout, name=f"s3_head{k}") for k in range(ppb)]
         for k in range(ppb):
@@ -234,8 +243,8 @@ class BankLoader:
             # Stage 0: an older beat of the same list in stage 1, 2 or 3 (the youngest wins).
             matches = [s.insert[k] & (s.bank == load_bank) & (s.step[k] == ~pixel)
                        for s in (s1, s2, s3)]
-            s1_from = Signal(3, name=f"s1_from{k}")
-            s1_captured = Signal(layout, name=f"s1_captured{k}")
+            s1_from = Signal(3, name=f"s1_from{k}", reset_less=True)
+            s1_captured = Signal(layout, name=f"s1_captured{k}", reset_less=True)
             m.d.sync += [
                 s1_from.eq(Cat(matches[0], matches[1] & ~matches[0],
                                matches[2] & ~matches[0] & ~matches[1])),
@@ -244,10 +253,10 @@ class BankLoader:
             # Stage 1: the head read goes into a register as it leaves the block RAM; a beat
             # that was in stage 2 is now in stage 3, whose head is taken; one that was in
             # stage 1 is taken from stage 3 in the next cycle.
-            s2_read = Signal(layout, name=f"s2_read{k}")
-            s2_from_stage3 = Signal(name=f"s2_from_stage3_{k}")
-            s2_forced = Signal(name=f"s2_forced{k}")
-            s2_forwarded = Signal(layout, name=f"s2_forwarded{k}")
+            s2_read = Signal(layout, name=f"s2_read{k}", reset_less=True)
+            s2_from_stage3 = Signal(name=f"s2_from_stage3_{k}", reset_less=True)
+            s2_forced = Signal(name=f"s2_forced{k}", reset_less=True)
+            s2_forwarded = Signal(layout, name=f"s2_forwarded{k}", reset_less=True)
             m.d.sync += [
                 s2_read.eq(head_load[k].data),
                 s2_from_stage3.eq(s1_from[0]),
@@ -290,8 +299,8 @@ class BankLoader:
         # 0 for a pixel not stored), so that no register fans out to all 256 rows; stage 1
         # ANDs them into the step's one-hot row, ORed over each group of `rows_per_group`
         # positions into a register, and stage 2 sets them in the bitmap.
-        s1_high = [Signal(16, name=f"s1_high{k}") for k in range(ppb)]
-        s1_low = [Signal(16, name=f"s1_low{k}") for k in range(ppb)]
+        s1_high = [Signal(16, name=f"s1_high{k}", reset_less=True) for k in range(ppb)]
+        s1_low = [Signal(16, name=f"s1_low{k}", reset_less=True) for k in range(ppb)]
         for k in range(ppb):
             step = ~beats.payload.pixels[k]
             high = decode(m, step[4:], 16, f"s0_high{k}")
@@ -300,7 +309,8 @@ class BankLoader:
         s1_onehot = [Cat(*[s1_high[k][i >> 4] & s1_low[k][i & 15] for i in range(N_STEPS)])
                      for k in range(ppb)]
         group = self.rows_per_group
-        s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}") for g in range(-(-ppb // group))]
+        s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}", reset_less=True)
+                   for g in range(-(-ppb // group))]
         for g, rows in enumerate(s2_rows):
             m.d.sync += rows.eq(functools.reduce(operator.or_, [
                 s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
@@ -342,11 +352,12 @@ class StepFinder:
     without a step); the fill depends on registers only. The queue's head
     of the image's bank is *issued*: its heads are read from every position's head memory,
     the read is registered, then the positions whose list is of that step are found (step
-    memory read and compare) and the prepared step enters ``R``, or the FIFO behind ``R`` when
-    ``R`` is held. A step is issued whenever fewer than :attr:`prepared_steps` are issued and
-    not yet taken from ``R``, which is known from registers, so no head memory's address or
-    enable depends on the walkers; that many keep a step ready for every cycle. An image's
-    finish flushes its steps and issues the next image's first step in the same cycle.
+    memory read and compare) into a register, and the prepared step enters ``R`` (two
+    registers and a pointer), or the FIFO behind it. A step is issued whenever fewer than
+    :attr:`prepared_steps` are issued and not yet taken from ``R``, which is known from
+    registers, so no head memory's address or enable depends on the walkers; that many keep a
+    step ready for every cycle. An image's finish flushes its steps; the next image's first
+    step is issued in the cycle after.
     """
 
     #: Steps the step finder queues per bank before the bank's image may start.
@@ -410,7 +421,7 @@ class StepFinder:
 
         # The FIFO of picked chunks: their bits and their number.
         fifo_layout = data.StructLayout({"bits": size, "chunk": ceil_log2(n_chunks)})
-        fifo = [Signal(fifo_layout, name=f"{name}_fifo{e}") for e in range(slots)]
+        fifo = [Signal(fifo_layout, name=f"{name}_fifo{e}", reset_less=True) for e in range(slots)]
         fifo_write = Signal(range(slots), name=f"{name}_fifo_write")
         fifo_read = Signal(range(slots), name=f"{name}_fifo_read")
         # Equal to `outstanding` less the chunk in `picked`, but kept as its own register so
@@ -481,7 +492,8 @@ class StepFinder:
             # Two entries, indexed by the low bit of the write and read counters.
             write = Signal(2, name=f"queue_write{b}")
             read = Signal(2, name=f"queue_read{b}")
-            entries = [Signal(queued_layout, name=f"queue{b}_{e}") for e in range(depth)]
+            entries = [Signal(queued_layout, name=f"queue{b}_{e}", reset_less=True)
+                       for e in range(depth)]
             count = Signal(2, name=f"queue_count{b}")
             ended = Signal(name=f"queue_ended{b}")   # the image's end is queued
             priming = Signal(range(self.full_to_ready + 1), name=f"priming{b}")
@@ -534,10 +546,10 @@ class StepFinder:
         for k in range(ppb):
             m.d.comb += head_read[k].addr.eq(Cat(issued_step.step, bank))
         read_valid = Signal()
-        read_step = Signal(queued_layout)
+        read_step = Signal(queued_layout, reset_less=True)
         m.d.sync += [read_valid.eq(issue), read_step.eq(issued_step)]
         heads_valid = Signal()
-        heads = Signal(layout)
+        heads = Signal(layout, reset_less=True)
         m.d.sync += [
             heads_valid.eq(read_valid & ~finish),
             heads.valid.eq(read_step.valid),
@@ -545,7 +557,7 @@ class StepFinder:
         ]
         m.d.sync += [heads.heads[k].eq(head_read[k].data) for k in range(ppb)]
         prepared_valid = Signal()
-        prepared = Signal(layout)
+        prepared = Signal(layout, reset_less=True)
         m.d.sync += [
             prepared_valid.eq(heads_valid & ~finish),
             prepared.valid.eq(heads.valid),
@@ -563,7 +575,7 @@ class StepFinder:
         # here follows from registers, none from the walkers of the same cycle (a finish
         # empties R and the FIFO after whatever they took).
         fifo_depth = self.prepared_steps - 2
-        fifo = [Signal(layout, name=f"prepared{e}") for e in range(fifo_depth)]
+        fifo = [Signal(layout, name=f"prepared{e}", reset_less=True) for e in range(fifo_depth)]
         fifo_write = Signal(range(fifo_depth))
         fifo_read = Signal(range(fifo_depth))
         fifo_count = Signal(range(fifo_depth + 1))
@@ -574,7 +586,7 @@ class StepFinder:
                     m.d.comb += fifo_head.eq(fifo[e])
             with m.Default():
                 m.d.comb += fifo_head.eq(fifo[-1])
-        registers = [Signal(layout, name=f"r{j}") for j in range(2)]
+        registers = [Signal(layout, name=f"r{j}", reset_less=True) for j in range(2)]
         filled = Signal(2)
         rsel = Signal()
         target = Signal()
@@ -587,15 +599,29 @@ class StepFinder:
             pop.eq(refill & (fifo_count != 0)),
             push.eq(prepared_valid & ~(refill & (fifo_count == 0))),
         ]
+        # An empty register follows the source, so that its enable is a register (copied, one
+        # copy per BITS_PER_COPY bits): it holds the source of the cycle it is filled. (The
+        # copies are right from the cycle after reset on; no step is prepared before then.)
+        source = Signal(layout)
+        m.d.comb += source.eq(Mux(fifo_count != 0, fifo_head, prepared))
+        filled_next = Signal(2)
+        m.d.sync += filled.eq(filled_next)
+        width = layout.size
         for j in range(2):
-            with m.If(refill & (target == j)):
-                m.d.sync += registers[j].eq(Mux(fifo_count != 0, fifo_head, prepared))
             with m.If(finish):
-                m.d.sync += filled[j].eq(0)
+                m.d.comb += filled_next[j].eq(0)
             with m.Elif(refill & (target == j)):
-                m.d.sync += filled[j].eq(1)
+                m.d.comb += filled_next[j].eq(1)
             with m.Elif(take & (rsel == j)):
-                m.d.sync += filled[j].eq(0)
+                m.d.comb += filled_next[j].eq(0)
+            with m.Else():
+                m.d.comb += filled_next[j].eq(filled[j])
+            empty = replicated_register(m, ~filled_next[j], -(-width // BITS_PER_COPY),
+                                        f"r{j}_empty")
+            for index, copy in enumerate(empty):
+                bits = slice(index * BITS_PER_COPY, min(width, (index + 1) * BITS_PER_COPY))
+                with m.If(copy):
+                    m.d.sync += registers[j].as_value()[bits].eq(source.as_value()[bits])
         with m.If(take):
             m.d.sync += rsel.eq(~rsel)
         with m.If(prepared_valid):

@@ -76,7 +76,7 @@ FIRST_BEAT_STEP = 1 + TopLevel.reset_to_ready
 #: ranges and equivalence stop where the solver does (for ``tiny``'s ranges, step 17, the
 #: first cycle a surplus event could reach a counter, did not finish in 10 minutes; the
 #: equivalence, per case, in :attr:`FormalCase.depths`).
-DEPTHS = {"induction": 12, "safety": 40, "liveness": 40, "ranges": 16, "equivalence": 40,
+DEPTHS = {"induction": 12, "safety": 48, "liveness": 48, "ranges": 16, "equivalence": 40,
           "cover": 64}
 
 
