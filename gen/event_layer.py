@@ -267,13 +267,14 @@ class EventLayer(LayerComponent):
         copies = -(-n_out // per_copy)
         slices = [slice(k * per_copy, min(n_out, (k + 1) * per_copy)) for k in range(copies)]
         if self._registered_reads:
-            # A tree of copies, from the values a stage earlier (the token of stage R is the
-            # one on i_events, registered).
+            # Trees of copies, from the token on i_events (stage A): two levels to stage B,
+            # three to stage C.
             event = self.i_events
+            starts, ends = event.valid & event.payload.start, event.valid & event.payload.step_end
             enables = replicated_tree(m, event.valid, copies, "b_enable")
-            loads = replicated_tree(m, event.valid & event.payload.start, copies, "b_load")
-            clears = replicated_tree(m, a_valid & a_token.start, copies, "c_clear")
-            closes = replicated_tree(m, a_valid & a_token.step_end, copies, "c_close")
+            loads = replicated_tree(m, starts, copies, "b_load")
+            clears = replicated_tree(m, starts, copies, "c_clear", levels=3)
+            closes = replicated_tree(m, ends, copies, "c_close", levels=3)
         else:
             enables = replicated_register(m, a_valid, copies, "b_enable")
             loads = replicated_register(m, a_valid & a_token.start, copies, "b_load")

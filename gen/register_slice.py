@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .replicas import replicated_register
 
-__all__ = ["RegisterSlice"]
+__all__ = ["RegisterSlice", "PipelineRegister"]
 
 #: Payload bits per copy of the skid flag.
 BITS_PER_COPY = 16
@@ -74,4 +74,34 @@ class RegisterSlice(wiring.Component):
         with m.Elif(self.i.valid & self.i.ready):
             m.d.comb += held_next.eq(1)
             m.d.sync += self.i.ready.eq(0)
+        return m
+
+
+class PipelineRegister(wiring.Component):
+    """An always-ready stream one cycle later: a register on a long hop (a wide spike vector
+    from lanes spread over the die), so that each end of the hop sits by its own logic.
+
+    Parameters
+    ----------
+    shape : shape-castable
+        The payload.
+
+    Members
+    -------
+    i : ``In(stream.Signature(shape, always_ready=True))``
+    o : ``Out(stream.Signature(shape, always_ready=True))``
+    """
+
+    #: Cycles from ``i`` to ``o``.
+    latency = 1
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape, always_ready=True)),
+                          "o": Out(stream.Signature(shape, always_ready=True))})
+
+    def elaborate(self, platform):
+        m = Module()
+        payload = Signal.like(self.o.payload, reset_less=True)   # data: `valid` qualifies it
+        m.d.sync += [self.o.valid.eq(self.i.valid), payload.eq(self.i.payload)]
+        m.d.comb += self.o.payload.eq(payload)
         return m

@@ -35,14 +35,20 @@ def replicated_register(m, value, copies, name):
     return registers
 
 
-def replicated_tree(m, value, copies, name):
-    """``copies`` registers equal to ``value`` two cycles late, through a first level of one
-    register per :data:`TREE_BRANCHING` copies: one register's net would still span every
-    copy, so each first-level register feeds a few copies only."""
-    first = replicated_register(m, value, -(-copies // TREE_BRANCHING), f"{name}_root")
-    registers = []
-    for index in range(copies):
-        register = Signal(name=f"{name}{REPLICA_MARK}{index}")
-        m.d.sync += register.eq(first[index // TREE_BRANCHING])
-        registers.append(register)
-    return registers
+def replicated_tree(m, value, copies, name, levels=2):
+    """``copies`` registers equal to ``value`` ``levels`` cycles late, through a tree whose
+    registers each feed :data:`TREE_BRANCHING` registers of the next level at most: one
+    register's net would still span every copy, so each register feeds a few only."""
+    sizes = [copies]
+    for _ in range(levels - 1):
+        sizes.insert(0, -(-sizes[0] // TREE_BRANCHING))
+    sources = [value]
+    for level, size in enumerate(sizes):
+        suffix = "" if level == levels - 1 else f"_level{level}"
+        registers = []
+        for index in range(size):
+            register = Signal(name=f"{name}{suffix}{REPLICA_MARK}{index}")
+            m.d.sync += register.eq(sources[index * len(sources) // size])
+            registers.append(register)
+        sources = registers
+    return sources

@@ -295,19 +295,24 @@ class BankLoader:
                 link_write[k].en.eq(s3.insert[k]),
             ]
 
-        # Each stored pixel's step as two one-hot halves, registered in stage 1 (the high half
-        # 0 for a pixel not stored), so that no register fans out to all 256 rows; stage 1
-        # ANDs them into the step's one-hot row, ORed over each group of `rows_per_group`
-        # positions into a register, and stage 2 sets them in the bitmap.
+        # Each pixel's step as two one-hot halves, registered in stage 1, so that no register
+        # fans out to all 256 rows; stage 1 ANDs them into the step's one-hot row, ORed over
+        # each group of `rows_per_group` positions into a register, and stage 2 sets them in
+        # the bitmap (if the stage holds a beat). A pixel that is not stored is 0 (step 255,
+        # whose row is left out) or in a frame too long (an error, whose image has no events),
+        # or past the image in its last beat (its high half is 0).
         s1_high = [Signal(16, name=f"s1_high{k}", reset_less=True) for k in range(ppb)]
         s1_low = [Signal(16, name=f"s1_low{k}", reset_less=True) for k in range(ppb)]
+        partial = self._n_inputs % ppb
         for k in range(ppb):
             step = ~beats.payload.pixels[k]
             high = decode(m, step[4:], 16, f"s0_high{k}")
             low = decode(m, step[:4], 16, f"s0_low{k}")
-            m.d.sync += [s1_high[k].eq(Mux(storable[k], high, 0)), s1_low[k].eq(low)]
-        s1_onehot = [Cat(*[s1_high[k][i >> 4] & s1_low[k][i & 15] for i in range(N_STEPS)])
-                     for k in range(ppb)]
+            if partial and k >= partial:
+                high = Mux(beats.payload.beat * ppb + k < self._n_inputs, high, 0)
+            m.d.sync += [s1_high[k].eq(high), s1_low[k].eq(low)]
+        s1_onehot = [Cat(*[s1_high[k][i >> 4] & s1_low[k][i & 15] for i in range(N_STEPS - 1)],
+                         Const(0, 1)) for k in range(ppb)]
         group = self.rows_per_group
         s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}", reset_less=True)
                    for g in range(-(-ppb // group))]
@@ -415,7 +420,8 @@ class StepFinder:
         pick = Signal(name=f"{name}_pick")
         m.d.comb += pick.eq(store.full[b] & (pending != 0) & (outstanding != slots))
         picked = Signal(n_chunks, name=f"{name}_picked")        # one-hot, or 0
-        m.d.sync += picked.eq(Mux(pick, lowest, 0))
+        push = Signal(name=f"{name}_push")                       # picked != 0
+        m.d.sync += [picked.eq(Mux(pick, lowest, 0)), push.eq(pick)]
         with m.If(pick):
             m.d.sync += taken.eq(taken | lowest)
 
@@ -434,7 +440,7 @@ class StepFinder:
             arriving.chunk.eq(encode(picked, len(arriving.chunk))),
         ]
         for e in range(slots):
-            with m.If((picked != 0) & (fifo_write == e)):
+            with m.If(push & (fifo_write == e)):
                 m.d.sync += fifo[e].eq(arriving)
         fifo_head = Signal(fifo_layout, name=f"{name}_fifo_head")
         with m.Switch(fifo_read):
@@ -459,7 +465,6 @@ class StepFinder:
             m.d.sync += current.eq(fifo_head)
         with m.Elif(emit):
             m.d.sync += current.bits.eq(rest)
-        push = picked != 0
         with m.If(push):
             m.d.sync += fifo_write.eq(Mux(fifo_write == slots - 1, 0, fifo_write + 1))
         with m.If(pop):
@@ -484,6 +489,10 @@ class StepFinder:
 
         # --- per bank, the queue of its steps (filled from the bitmap) ---------------------
         issue = Signal()
+        # A finished image's bank: its queue and chunks are reset in the cycle after the finish
+        # (from a register; the bank is no longer full then, so nothing fills them).
+        released = Signal(2)
+        m.d.sync += released.eq(Mux(finish, Mux(bank, 0b10, 0b01), 0))
         depth = self.step_queue_depth
         assert depth == 2, "the queue below has two entries"
         primed = Signal(2)
@@ -500,7 +509,7 @@ class StepFinder:
             m.d.comb += count.eq(write - read)
             fill = Signal(name=f"fill{b}")
             m.d.comb += fill.eq(store.full[b] & (count != depth) & ~ended)
-            source = self._chunk_source(m, store, b, fill, finish & (bank == b))
+            source = self._chunk_source(m, store, b, fill, released[b])
             with m.If(source.emit):
                 m.d.sync += [write.eq(write + 1), ended.eq(~source.valid)]
             for e in range(depth):
@@ -514,7 +523,7 @@ class StepFinder:
             with m.If(store.full[b] & (priming != self.full_to_ready)):
                 m.d.sync += priming.eq(priming + 1)
             m.d.comb += primed[b].eq(priming == self.full_to_ready)
-            with m.If(finish & (bank == b)):
+            with m.If(released[b]):
                 m.d.sync += [write.eq(0), read.eq(0), ended.eq(0), priming.eq(0)]
             # The loader and the step finder never work on the same bank at once: the bitmap
             # is only read while the bank is full.
@@ -637,10 +646,18 @@ class StepFinder:
             m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0)]
         r_step = Signal(layout, name="r")
         m.d.comb += r_step.eq(Mux(rsel, registers[1], registers[0]))
-        r = SimpleNamespace(
-            valid=r_step.valid, step=r_step.step,
-            heads=[r_step.heads[k] for k in range(ppb)], mask=r_step.mask,
-            ready=filled.bit_select(rsel, 1))
+        # Each position's view of R has a copy of `rsel` of its own: the walkers' read
+        # addresses start from it.
+        selects = replicated_register(m, rsel ^ take, ppb, "rsel")
+        heads = [Signal(store.head_layout, name=f"r_head{k}") for k in range(ppb)]
+        mask = Signal(ppb, name="r_mask")
+        for k in range(ppb):
+            m.d.comb += [
+                heads[k].eq(Mux(selects[k], registers[1].heads[k], registers[0].heads[k])),
+                mask[k].eq(Mux(selects[k], registers[1].mask[k], registers[0].mask[k])),
+            ]
+        r = SimpleNamespace(valid=r_step.valid, step=r_step.step, heads=heads, mask=mask,
+                            ready=filled.bit_select(rsel, 1))
         return r, primed
 
 
@@ -704,7 +721,8 @@ class Walkers:
                     link_read[k].addr.eq(Cat(
                         Mux(follow, link_read[k].data,
                             Mux(mask[i], step_heads[k].beat, r.heads[k].beat)), bank)),
-                    link_read[k].en.eq(advance | take | ~active),
+                    # (A take is a start, while inactive, or comes with an advance.)
+                    link_read[k].en.eq(advance | ~active),
                 ]
             # The next node: the successor, else the first list left in the mask, else (when
             # the walkers take R) the first of this walker's lists in R.

@@ -16,7 +16,7 @@ from .event_layer import EventLayer
 from .layouts import debug_event_layout, pixel_beat_layout, result_layout, weight_word_layout
 from .output_layer import OutputLayer
 from .pixel_input import PIXELS_PER_BEAT_CHOICES, PixelFramer
-from .register_slice import RegisterSlice
+from .register_slice import PipelineRegister, RegisterSlice
 from .replicas import REPLICA_MARK
 from .schedule import Schedule
 from .scheduler import EVENTS_PER_CYCLE_CHOICES, EventScheduler
@@ -231,11 +231,19 @@ class Accelerator(wiring.Component):
                                             self._events_per_cycle)
 
     @property
+    def spike_hop_latency(self):
+        """Cycles the first layer's spike vectors take to the next layer: a
+        :class:`~.register_slice.PipelineRegister` in the pipelined build (the vector leaves
+        lanes spread over the die)."""
+        return PipelineRegister.latency if self._pipelined else 0
+
+    @property
     def event_to_result(self):
         """Cycles from an event token leaving the scheduler to a result it decides being
-        written into the result queue: the sum of the layers' latencies."""
+        written into the result queue: the sum of the layers' latencies and the hop after the
+        first layer."""
         layers = [self._event_layer, *self._vector_layers, self._output_layer]
-        return sum(layer.latency for layer in layers)
+        return sum(layer.latency for layer in layers) + self.spike_hop_latency
 
     @property
     def schedule(self):
@@ -308,6 +316,10 @@ class Accelerator(wiring.Component):
         wiring.connect(m, framer.o_beats, scheduler.i_beats)
         wiring.connect(m, scheduler.o_events, event_layer.i_events)
         spikes = event_layer.o_spikes
+        if self._pipelined:
+            hop = self._block(m, "spike_hop", PipelineRegister(spikes.payload.shape()))
+            wiring.connect(m, spikes, hop.i)
+            spikes = hop.o
         for layer in vector_layers:
             wiring.connect(m, spikes, layer.i_spikes)
             spikes = layer.o_spikes

@@ -131,7 +131,8 @@ def test_schedule_is_derived_from_the_blocks():
     assert schedule.events_per_cycle == 4
     assert schedule.hidden_layers == 2
     layers = [accelerator._event_layer, *accelerator._vector_layers, accelerator._output_layer]
-    assert schedule.event_to_result == sum(layer.latency for layer in layers)
+    assert accelerator.pipelined and accelerator.spike_hop_latency == 1
+    assert schedule.event_to_result == sum(layer.latency for layer in layers) + 1
     from bs4nn.gen.scheduler import BankLoader, StepFinder
 
     assert schedule.load_to_start == BankLoader.load_to_full + StepFinder.full_to_ready
