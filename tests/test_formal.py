@@ -62,9 +62,9 @@ def test_an_induction_that_does_not_close_is_reported(tmp_path):
 
 
 def test_covers_are_reached(tmp_path):
-    # `small` (one beat per image) reaches a full result queue first, at step 58: behind the
+    # `small` (one beat per image) reaches a full result queue first, at step 59: behind the
     # two results the output port's slice holds.
-    outcome = formal.prove(formal.CASES["small"], "cover", 59, tmp_path)
+    outcome = formal.prove(formal.CASES["small"], "cover", 60, tmp_path)
     assert outcome.status == "covered", outcome.log.read_text()[-3000:]
 
 
@@ -109,7 +109,7 @@ def _flip_a_weight(verilog):
 def test_a_wrong_weight_breaks_the_equivalence(tmp_path):
     """The equivalence is not vacuous: with one weight flipped, some image's result differs
     from the golden model's, and the solver finds one."""
-    outcome = formal.prove(formal.CASES["small"], "equivalence", 28, tmp_path,
+    outcome = formal.prove(formal.CASES["small"], "equivalence", 29, tmp_path,
                            transform=_flip_a_weight)
     assert outcome.status == "failed" and outcome.failed == "equivalence", outcome.log
     assert outcome.trace.is_file()
