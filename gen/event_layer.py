@@ -16,6 +16,9 @@ from .weight_loader import LayerComponent, require_layer, writable_thresholds
 
 __all__ = ["EventLayer", "counter_shape"]
 
+#: The smallest weight bank (in bits) that asks the synthesis tools for block RAM.
+BLOCK_RAM_REQUEST_BITS = 4096
+
 
 def counter_shape(n_inputs):
     """A potential less its firing level ``threshold + 1``: ``-2 n_inputs .. n_inputs - 1``."""
@@ -195,12 +198,14 @@ class EventLayer(LayerComponent):
         # With several banks, an empty slot reads an extra all-zero word (no masking per
         # neuron): every weight read is then a +1 (bit set) of an event in the round.
         zero_word = [0] if n_banks > 1 else []
+        depth = self.bank_depth + len(zero_word)
+        # Block RAM by request: left to itself, synth_xilinx maps a bank of a few hundred
+        # words (several banks) to LUTs. A bank smaller than that is left to the tools, which
+        # make constants of it.
+        attrs = {"ram_style": "block"} if lanes * depth >= BLOCK_RAM_REQUEST_BITS else {}
         for bank, init in enumerate(self._bank_init):
-            # Block RAM by request: left to itself, synth_xilinx maps a bank of a few hundred
-            # words (several banks) to LUTs.
             rom = m.submodules[f"rom{bank}" if n_banks > 1 else "rom"] = Memory(
-                shape=lanes, depth=self.bank_depth + len(zero_word), init=init + zero_word,
-                attrs={"ram_style": "block"})
+                shape=lanes, depth=depth, init=init + zero_word, attrs=attrs)
             read = rom.read_port()
             reads.append(read)
             if weights is not None:

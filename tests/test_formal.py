@@ -77,7 +77,7 @@ def _flip_the_frame_length_check(verilog):
 
 
 def test_a_broken_design_gives_a_counterexample(tmp_path):
-    outcome = formal.prove(formal.CASES["tiny"], "safety", 28, tmp_path,
+    outcome = formal.prove(formal.CASES["tiny"], "safety", 30, tmp_path,
                            transform=_flip_the_frame_length_check)
     assert outcome.status == "failed" and outcome.failed == "frames"
     assert outcome.trace.is_file() and outcome.trace.suffix == ".vcd"
