@@ -586,17 +586,11 @@ class StepFinder:
         # here follows from registers, none from the walkers of the same cycle (a finish
         # empties R and the FIFO after whatever they took).
         fifo_depth = self.prepared_steps - 2
+        # The FIFO shifts: its head is always its first register, so R is refilled through
+        # one multiplexer.
         fifo = [Signal(layout, name=f"prepared{e}", reset_less=True) for e in range(fifo_depth)]
-        fifo_write = Signal(range(fifo_depth))
-        fifo_read = Signal(range(fifo_depth))
         fifo_count = Signal(range(fifo_depth + 1))
-        fifo_head = Signal(layout)
-        with m.Switch(fifo_read):
-            for e in range(fifo_depth - 1):
-                with m.Case(e):
-                    m.d.comb += fifo_head.eq(fifo[e])
-            with m.Default():
-                m.d.comb += fifo_head.eq(fifo[-1])
+        fifo_head = fifo[0]
         registers = [Signal(layout, name=f"r{j}", reset_less=True) for j in range(2)]
         filled = Signal(2)
         rsel = Signal()
@@ -635,17 +629,15 @@ class StepFinder:
                     m.d.sync += registers[j].as_value()[bits].eq(source.as_value()[bits])
         with m.If(take):
             m.d.sync += rsel.eq(~rsel)
-        with m.If(prepared_valid):
-            for e in range(fifo_depth):
-                with m.If(fifo_write == e):
-                    m.d.sync += fifo[e].eq(prepared)
-        with m.If(push):
-            m.d.sync += fifo_write.eq(Mux(fifo_write == fifo_depth - 1, 0, fifo_write + 1))
-        with m.If(pop):
-            m.d.sync += fifo_read.eq(Mux(fifo_read == fifo_depth - 1, 0, fifo_read + 1))
+        for e in range(fifo_depth):
+            with m.If(push & (fifo_count - pop == e)):
+                m.d.sync += fifo[e].eq(prepared)
+            if e + 1 < fifo_depth:
+                with m.Elif(pop):
+                    m.d.sync += fifo[e].eq(fifo[e + 1])
         m.d.sync += fifo_count.eq(fifo_count + push - pop)
         with m.If(finish):
-            m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0)]
+            m.d.sync += fifo_count.eq(0)
         r_step = Signal(layout, name="r")
         m.d.comb += r_step.eq(Mux(rsel, registers[1], registers[0]))
         # Each position's view of R's heads has a copy of `rsel` of its own: the walkers'
