@@ -479,10 +479,8 @@ class StepFinder:
 
     def build(self, m, store, loader, *, bank, finish, take):
         """``take``: the walkers take ``R`` this cycle (an image starts or a step ends).
-        Returns ``R`` (``valid``, ``step``, ``heads``, ``ready``; ``source``, what an empty
-        register of ``R`` loads, ``empty_next`` per register, and ``select_next``, the
-        register ``R`` names in the next cycle), and ``primed``: the banks whose image may
-        start."""
+        Returns ``R`` (``valid``, ``step``, ``heads``, ``mask``, ``ready``), and ``primed``:
+        the banks whose image may start."""
         ppb = self._ppb
         layout = prepared_step_layout(ppb, store.head_layout)
         queued_layout = data.StructLayout({"valid": 1, "step": 8})
@@ -586,11 +584,17 @@ class StepFinder:
         # here follows from registers, none from the walkers of the same cycle (a finish
         # empties R and the FIFO after whatever they took).
         fifo_depth = self.prepared_steps - 2
-        # The FIFO shifts: its head is always its first register, so R is refilled through
-        # one multiplexer.
         fifo = [Signal(layout, name=f"prepared{e}", reset_less=True) for e in range(fifo_depth)]
+        fifo_write = Signal(range(fifo_depth))
+        fifo_read = Signal(range(fifo_depth))
         fifo_count = Signal(range(fifo_depth + 1))
-        fifo_head = fifo[0]
+        fifo_head = Signal(layout)
+        with m.Switch(fifo_read):
+            for e in range(fifo_depth - 1):
+                with m.Case(e):
+                    m.d.comb += fifo_head.eq(fifo[e])
+            with m.Default():
+                m.d.comb += fifo_head.eq(fifo[-1])
         registers = [Signal(layout, name=f"r{j}", reset_less=True) for j in range(2)]
         filled = Signal(2)
         rsel = Signal()
@@ -629,31 +633,31 @@ class StepFinder:
                     m.d.sync += registers[j].as_value()[bits].eq(source.as_value()[bits])
         with m.If(take):
             m.d.sync += rsel.eq(~rsel)
-        for e in range(fifo_depth):
-            with m.If(push & (fifo_count - pop == e)):
-                m.d.sync += fifo[e].eq(prepared)
-            if e + 1 < fifo_depth:
-                with m.Elif(pop):
-                    m.d.sync += fifo[e].eq(fifo[e + 1])
+        with m.If(prepared_valid):
+            for e in range(fifo_depth):
+                with m.If(fifo_write == e):
+                    m.d.sync += fifo[e].eq(prepared)
+        with m.If(push):
+            m.d.sync += fifo_write.eq(Mux(fifo_write == fifo_depth - 1, 0, fifo_write + 1))
+        with m.If(pop):
+            m.d.sync += fifo_read.eq(Mux(fifo_read == fifo_depth - 1, 0, fifo_read + 1))
         m.d.sync += fifo_count.eq(fifo_count + push - pop)
         with m.If(finish):
-            m.d.sync += fifo_count.eq(0)
+            m.d.sync += [fifo_write.eq(0), fifo_read.eq(0), fifo_count.eq(0)]
         r_step = Signal(layout, name="r")
         m.d.comb += r_step.eq(Mux(rsel, registers[1], registers[0]))
-        # Each position's view of R's heads has a copy of `rsel` of its own: the walkers'
-        # read addresses start from it.
-        select_next = rsel ^ take
-        selects = replicated_register(m, select_next, ppb, "rsel")
+        # Each position's view of R has a copy of `rsel` of its own: the walkers' read
+        # addresses start from it.
+        selects = replicated_register(m, rsel ^ take, ppb, "rsel")
         heads = [Signal(store.head_layout, name=f"r_head{k}") for k in range(ppb)]
+        mask = Signal(ppb, name="r_mask")
         for k in range(ppb):
-            m.d.comb += heads[k].eq(
-                Mux(selects[k], registers[1].heads[k], registers[0].heads[k]))
-        # (`source`, `empty_next` and `select_next` let the walkers keep registers that follow
-        # the two registers of R.)
-        r = SimpleNamespace(valid=r_step.valid, step=r_step.step, heads=heads,
-                            ready=filled.bit_select(rsel, 1), source=source,
-                            empty_next=[~filled_next[j] for j in range(2)],
-                            select_next=select_next)
+            m.d.comb += [
+                heads[k].eq(Mux(selects[k], registers[1].heads[k], registers[0].heads[k])),
+                mask[k].eq(Mux(selects[k], registers[1].mask[k], registers[0].mask[k])),
+            ]
+        r = SimpleNamespace(valid=r_step.valid, step=r_step.step, heads=heads, mask=mask,
+                            ready=filled.bit_select(rsel, 1))
         return r, primed
 
 
@@ -684,36 +688,6 @@ class Walkers:
         """The walker of input ``pixel`` (an int or an int array): its position modulo
         ``events_per_cycle``, which divides ``pixels_per_beat``, so the pixel index modulo it."""
         return pixel % events_per_cycle
-
-    def _first_lists(self, m, w, r, head_of):
-        """Walker ``w``'s start in each register of ``R``, in registers loaded with it (while
-        the register is empty, from its source): the node of its first list at the step
-        (one-hot, 0 if none), the lists left after it, its head and whether it has one node.
-        Returns those of the register ``R`` names, so that a take starts from registers."""
-        own = self.positions(w)
-        n_own = len(own)
-        source_own = Cat(*[r.source.mask[k] for k in own])
-        source_any, source_first = first_set(m, source_own, f"walker{w}_source_first")
-        source_head = head_of(source_first, r.source.heads)
-        node = Mux(source_any, decode(m, source_first, n_own, f"walker{w}_source_onehot"), 0)
-        values = (node, source_own & ~(Const(1, n_own) << source_first), source_head,
-                  source_head.length == 1)
-        layout = (n_own, n_own, source_head.shape(), 1)
-        starts = []
-        for j in range(2):
-            load = replicated_register(m, r.empty_next[j], 1, f"walker{w}_r{j}_load")[0]
-            start = [Signal(shape, name=f"walker{w}_r{j}_{field}", reset_less=True)
-                     for shape, field in zip(layout, ("node", "rest", "head", "last"),
-                                             strict=True)]
-            with m.If(load):
-                m.d.sync += [register.eq(value) for register, value in
-                             zip(start, values, strict=True)]
-            starts.append(start)
-        select = replicated_register(m, r.select_next, 1, f"walker{w}_rsel")[0]
-        chosen = [Mux(select, one, zero) for zero, one in zip(*starts, strict=True)]
-        head = Signal(source_head.shape(), name=f"walker{w}_r_head")
-        m.d.comb += head.eq(chosen[2])
-        return SimpleNamespace(node=chosen[0], rest=chosen[1], head=head, last=chosen[3])
 
     def build(self, m, store, r, *, bank, active, advance, take, skip, finish):
         """``advance``: the round chosen this cycle is sent for the last lane group, so the
@@ -751,9 +725,10 @@ class Walkers:
                     link_read[k].en.eq(advance | ~active),
                 ]
             # The next node: the successor, else the first list left in the mask, else (when
-            # the walkers take R) the first of this walker's lists in R, found when R's
-            # register was filled.
+            # the walkers take R) the first of this walker's lists in R.
             mask_any, mask_first = first_set(m, mask, f"walker{w}_mask_first")
+            r_own = Cat(*[r.mask[k] for k in own])
+            r_any, r_first = first_set(m, r_own, f"walker{w}_r_first")
 
             def head_of(index, heads, own=own):
                 value = Signal(head_layout)
@@ -767,12 +742,12 @@ class Walkers:
                 head = head_of(index, heads)
                 return [beat.eq(head.beat), left.eq(head.length), last.eq(head.length == 1)]
 
-            first = self._first_lists(m, w, r, head_of)
             with m.If(take):
                 m.d.sync += [
-                    node.eq(Mux(r.valid & ~skip, first.node, 0)),
-                    mask.eq(Mux(r.valid & ~skip, first.rest, 0)),
-                    beat.eq(first.head.beat), left.eq(first.head.length), last.eq(first.last),
+                    node.eq(Mux(r.valid & ~skip & r_any, decode(
+                        m, r_first, n_own, f"walker{w}_r_onehot"), 0)),
+                    mask.eq(Mux(r.valid & ~skip, r_own & ~(Const(1, n_own) << r_first), 0)),
+                    *start_list(r_first, r.heads),
                 ]
             with m.Elif(advance):
                 with m.If(~last):
