@@ -95,20 +95,29 @@ def head_layout(ptr_width, length_width):
 
 
 class _Storage:
-    """The banks' memories: per position a head memory (block RAM), and link and step
-    memories (small LUT RAMs, on the walkers' one-cycle loop)."""
+    """The banks' memories: per position a head memory and a step memory (block RAM, read
+    synchronously) and a link memory (a small LUT RAM: it is on the walkers' one-cycle
+    loop)."""
 
     def __init__(self, m, ppb, ptr_width, length_width):
         self.head_layout = head_layout(ptr_width, length_width)
         self.heads, self.links, self.steps = [], [], []
+        # No read of a head or step memory uses a word written in the same cycle (the loader
+        # forwards its own writes, or rejects the word; the step finder reads a full bank,
+        # which is not written), so Yosys is told not to build logic that would give such a
+        # read a defined result (`no_rw_check`): in block RAM that logic is a register and a
+        # multiplexer after the RAM's slow output, and an address compare, per port.
+        block_ram = {"ram_style": "block", "no_rw_check": 1}
         for k in range(ppb):
-            self.heads.append(Memory(shape=self.head_layout, depth=2 * N_STEPS, init=[]))
+            self.heads.append(Memory(shape=self.head_layout, depth=2 * N_STEPS, init=[],
+                                     attrs=block_ram))
             # A node's link: the previous beat of its list (the list's length says where the
             # list ends).
             self.links.append(Memory(shape=ptr_width, depth=2 << ptr_width, init=[],
                                      attrs={"ram_style": "distributed"}))
-            self.steps.append(Memory(shape=8, depth=2 << ptr_width, init=[],
-                                     attrs={"ram_style": "distributed"}))
+            # Read one cycle ahead of its use, at the head memories' output (a LUT RAM with
+            # a read mux per copy cost about a fifth of the scheduler's LUTs).
+            self.steps.append(Memory(shape=8, depth=2 << ptr_width, init=[], attrs=block_ram))
             m.submodules[f"heads{k}"] = self.heads[k]
             m.submodules[f"links{k}"] = self.links[k]
             m.submodules[f"step_mem{k}"] = self.steps[k]
@@ -124,10 +133,10 @@ class BankLoader:
     """Writes framed beats into the bank being loaded, one beat per cycle.
 
     Stage 0 (the beat is accepted) reads each position's head for its pixel's step, and
-    decodes each stored pixel's step into two one-hot halves; stage 1 writes the beat's steps
-    and ANDs the halves into one-hot rows, ORed per :attr:`rows_per_group` positions; stage 2
-    sets the rows in the bank's bitmap and checks the head it read (it names an earlier beat
-    of the frame whose pixel has the same step: the step memory is read at it), and so finds
+    decodes each stored pixel's step into two one-hot halves; stage 1 writes the beat's steps,
+    reads the step memory at the head it read, and ANDs the halves into one-hot rows, ORed per
+    :attr:`rows_per_group` positions; stage 2 sets the rows in the bank's bitmap and checks
+    the head (it names an earlier beat of the frame whose pixel has the same step), and so finds
     the list's length; stage 3 writes the head (this beat, the length) and the link (the
     head it read), from registers.
 
@@ -153,9 +162,9 @@ class BankLoader:
 
     def build(self, m, store, beats, pause, release):
         """``beats``: the framed beat stream; ``pause``: take no new frame; ``release``: a
-        ``(valid, bank)`` pair, the walkers finishing the image in ``bank``. Returns the
-        ``frame_open`` and ``busy`` (a beat in stages 1 to 3) signals, and per bank the
-        ``clear`` of its bitmap and the rows ``inserted`` into it."""
+        ``(valid, bank)`` pair, the walkers finishing the image in ``bank``. Sets each bank's
+        bitmap, chunks, ``full`` and ``error``; returns the ``frame_open`` and ``busy`` (a
+        beat in stages 1 to 3) signals."""
         ppb, ptr_width = self._ppb, self._ptr_width
         layout = store.head_layout
         load_bank = Signal()
@@ -173,7 +182,7 @@ class BankLoader:
         head_load = [store.heads[k].read_port() for k in range(ppb)]
         link_write = [store.links[k].write_port() for k in range(ppb)]
         step_write = [store.steps[k].write_port() for k in range(ppb)]
-        head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
+        head_step = [store.steps[k].read_port() for k in range(ppb)]
 
         def stage(index):
             """The registers of stage ``index``: the beat's fields, and per position whether
@@ -263,9 +272,12 @@ class BankLoader:
                 s2_forced.eq(s1_from.any()),
                 s2_forwarded.eq(Mux(s1_from[1], s3_head[k], s1_captured)),
             ]
+            # The step memory is read at the head as it leaves its block RAM, for stage 2.
+            # (A stale head may name this very beat, whose step is written in this cycle:
+            # stage 2 rejects it as not earlier, whichever step the read returns.)
+            m.d.comb += head_step[k].addr.eq(Cat(head_load[k].data.beat, s1.bank))
             # Stage 2: a head read from memory is one of this frame's list if it names an
             # earlier beat whose pixel k has this step.
-            m.d.comb += head_step[k].addr.eq(Cat(s2_read.beat, s2.bank))
             found = Signal(layout, name=f"s2_found{k}")
             m.d.comb += found.eq(Mux(s2_from_stage3, s3_head[k],
                                      Mux(s2_forced, s2_forwarded, s2_read)))
@@ -275,9 +287,8 @@ class BankLoader:
                                                & (head_step[k].data == s2.step[k]))),
                 s3_next_length[k].eq(found.length + 1),
             ]
-            # Each position's step and link memories (LUT RAM, a copy per read port) are
-            # written at addresses from copies of the stage registers of their own
-            # (:mod:`.replicas`).
+            # Each position's step and link memories (a copy per read port) are written at
+            # addresses from copies of the stage registers of their own (:mod:`.replicas`).
             write_at = Signal(ptr_width + 1, name=f"s1_step_address{REPLICA_MARK}{k}")
             write_en = Signal(name=f"s1_step_write{REPLICA_MARK}{k}")
             link_at = Signal(ptr_width + 1, name=f"s3_link_address{REPLICA_MARK}{k}")
@@ -319,22 +330,29 @@ class BankLoader:
         for g, rows in enumerate(s2_rows):
             m.d.sync += rows.eq(functools.reduce(operator.or_, [
                 s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
-        inserted = Signal(N_STEPS)
-        m.d.comb += inserted.eq(functools.reduce(operator.or_, s2_rows))
+        # The frame's bitmap is gathered in one register: a frame's first beat clears it in
+        # stage 1 (its rows are set in the cycle after), each beat sets its rows in stage 2,
+        # and the last beat's stage 2 copies it, with that beat's rows, into its bank's
+        # bitmap (and the chunks that have a step into the bank's chunks), which the step
+        # finder reads while the bank is full. So a bank's bitmap costs no logic: its
+        # flip-flops only load.
+        gathered = Signal(N_STEPS, name="gathered_steps")
+        gathered_next = Signal(N_STEPS, name="gathered_steps_next")
+        m.d.comb += gathered_next.eq(gathered | Mux(s2.valid, functools.reduce(
+            operator.or_, s2_rows), 0))
+        m.d.sync += gathered.eq(Mux(s1.valid & s1_start, 0, gathered_next))
+        size = StepFinder.chunk_steps
+        chunks = Cat(*[gathered_next[c * size:(c + 1) * size].any()
+                       for c in range(N_STEPS // size)])
 
-        # A step's bit is set in stage 2 after its first pixel is stored; a frame's first beat
-        # clears its bank's bitmap in stage 1 (its rows are set in the cycle after). The step
-        # finder only reads the bitmap.
         release_valid, release_bank = release
         for b in range(2):
             with m.If(s2.end & (s2.bank == b)):
-                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2.error)]
+                m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2.error),
+                             store.bitmaps[b].eq(gathered_next), store.chunks[b].eq(chunks)]
             with m.If(release_valid & (release_bank == b)):
                 m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
-        return SimpleNamespace(
-            frame_open=frame_open, busy=s1.valid | s2.valid | s3.valid,
-            clear=[s1.valid & s1_start & (s1.bank == b) for b in range(2)],
-            inserted=[Mux(s2.valid & (s2.bank == b), inserted, 0) for b in range(2)])
+        return SimpleNamespace(frame_open=frame_open, busy=s1.valid | s2.valid | s3.valid)
 
 
 def prepared_step_layout(ppb, head_layout):
@@ -477,7 +495,7 @@ class StepFinder:
         return SimpleNamespace(emit=emit, valid=current_any,
                                step=Cat(low[:chunk_bits], current.chunk))
 
-    def build(self, m, store, loader, *, bank, finish, take):
+    def build(self, m, store, *, bank, finish, take):
         """``take``: the walkers take ``R`` this cycle (an image starts or a step ends).
         Returns ``R`` (``valid``, ``step``, ``heads``, ``mask``, ``ready``), and ``primed``:
         the banks whose image may start."""
@@ -485,7 +503,7 @@ class StepFinder:
         layout = prepared_step_layout(ppb, store.head_layout)
         queued_layout = data.StructLayout({"valid": 1, "step": 8})
         head_read = [store.heads[k].read_port() for k in range(ppb)]
-        head_step = [store.steps[k].read_port(domain="comb") for k in range(ppb)]
+        head_step = [store.steps[k].read_port() for k in range(ppb)]
 
         # --- per bank, the queue of its steps (filled from the bitmap) ---------------------
         issue = Signal()
@@ -525,16 +543,6 @@ class StepFinder:
             m.d.comb += primed[b].eq(priming == self.full_to_ready)
             with m.If(released[b]):
                 m.d.sync += [write.eq(0), read.eq(0), ended.eq(0), priming.eq(0)]
-            # The loader and the step finder never work on the same bank at once: the bitmap
-            # is only read while the bank is full.
-            bitmap, chunks = store.bitmaps[b], store.chunks[b]
-            inserted = loader.inserted[b]
-            size = self.chunk_steps
-            m.d.sync += [
-                bitmap.eq(Mux(loader.clear[b], 0, bitmap) | inserted),
-                chunks.eq(Mux(loader.clear[b], 0, chunks) | Cat(*[
-                    inserted[c * size:(c + 1) * size].any() for c in range(len(chunks))])),
-            ]
             head = Signal(queued_layout, name=f"queue_head{b}")
             m.d.comb += head.eq(Mux(read[0], entries[1], entries[0]))
             queued_any.append(count != 0)
@@ -573,8 +581,10 @@ class StepFinder:
             prepared.step.eq(heads.step),
             prepared.heads.eq(heads.heads),
         ]
+        # Each step memory is read at its head as the head leaves its block RAM, so that its
+        # word is out when the head is in `heads`.
         for k in range(ppb):
-            m.d.comb += head_step[k].addr.eq(Cat(heads.heads[k].beat, bank))
+            m.d.comb += head_step[k].addr.eq(Cat(head_read[k].data.beat, bank))
             m.d.sync += prepared.mask[k].eq(head_step[k].data == heads.step)
 
         # --- R: two registers, the FIFO behind them -----------------------------------------
@@ -928,7 +938,7 @@ class EventScheduler(wiring.Component):
         loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
             m, store, self.i_beats, self.i_pause, release)
         r, primed = StepFinder(ppb, ptr_width).build(
-            m, store, loader, bank=control.bank, finish=control.finish, take=control.take)
+            m, store, bank=control.bank, finish=control.finish, take=control.take)
         walkers = Walkers(ppb, ptr_width, self._events_per_cycle).build(
             m, store, r, bank=control.bank, active=control.active, advance=control.advance,
             take=control.take, skip=control.skip, finish=control.finish)
