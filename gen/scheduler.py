@@ -135,10 +135,10 @@ class BankLoader:
     Stage 0 (the beat is accepted) reads each position's head for its pixel's step, and
     decodes each stored pixel's step into two one-hot halves; stage 1 writes the beat's steps,
     reads the step memory at the head it read, and ANDs the halves into one-hot rows, ORed per
-    :attr:`rows_per_group` positions; stage 2 sets the rows in the bank's bitmap and checks
-    the head (it names an earlier beat of the frame whose pixel has the same step), and so finds
-    the list's length; stage 3 writes the head (this beat, the length) and the link (the
-    head it read), from registers.
+    :attr:`rows_per_group` positions; stage 2 sets the rows in the frame's bitmap (copied
+    into its bank's at the frame's last beat) and checks the head (it names an earlier beat
+    of the frame whose pixel has the same step), and so finds the list's length; stage 3
+    writes the head (this beat, the length) and the link (the head it read), from registers.
 
     A head is written three stages after it is read, so a beat may read a head that an older
     beat still in stages 1 to 3 is about to write: the youngest such beat of the same list is
@@ -146,9 +146,10 @@ class BankLoader:
     needed).
     """
 
-    #: Cycles from a frame's last beat being accepted to its bank being marked full: its steps
-    #: are set in the bitmap in stage 2, which marks the bank full in the cycle after (its last
-    #: heads are written in that cycle, long before the step finder reads one).
+    #: Cycles from a frame's last beat being accepted to its bank being marked full: its
+    #: bitmap is copied into the bank's in stage 2, which marks the bank full in the cycle
+    #: after (its last heads are written in that cycle, long before the step finder reads
+    #: one).
     load_to_full = 3
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
@@ -341,9 +342,7 @@ class BankLoader:
         m.d.comb += gathered_next.eq(gathered | Mux(s2.valid, functools.reduce(
             operator.or_, s2_rows), 0))
         m.d.sync += gathered.eq(Mux(s1.valid & s1_start, 0, gathered_next))
-        size = StepFinder.chunk_steps
-        chunks = Cat(*[gathered_next[c * size:(c + 1) * size].any()
-                       for c in range(N_STEPS // size)])
+        chunks = Cat(*[chunk.any() for chunk in StepFinder.chunks_of(gathered_next)])
 
         release_valid, release_bank = release
         for b in range(2):
@@ -412,6 +411,12 @@ class StepFinder:
         self._ppb = ppb
         self._ptr_width = ptr_width
 
+    @classmethod
+    def chunks_of(cls, bitmap):
+        """The bitmap's chunks of :attr:`chunk_steps` steps, lowest first."""
+        size = cls.chunk_steps
+        return [bitmap[c * size:(c + 1) * size] for c in range(N_STEPS // size)]
+
     def _chunk_source(self, m, store, b, fill, reset):
         """Bank ``b``'s steps in order, one per cycle in which ``fill`` asks for one (see
         :attr:`full_to_queued`). Returns ``emit`` (an entry goes into the queue this cycle),
@@ -427,8 +432,7 @@ class StepFinder:
         size, slots = self.chunk_steps, self.chunk_slots
         n_chunks = N_STEPS // size
         chunk_bits = ceil_log2(size)
-        bitmap = store.bitmaps[b]
-        chunks = [bitmap[c * size:(c + 1) * size] for c in range(n_chunks)]
+        chunks = self.chunks_of(store.bitmaps[b])
         name = f"chunks{b}"
         taken = Signal(n_chunks, name=f"{name}_taken")
         pending = Signal(n_chunks, name=f"{name}_pending")
