@@ -175,10 +175,28 @@ def test_same_seed_same_bits(tmp_path):
     assert not np.array_equal(seeds[0].signs(0), seeds[1].signs(0))
 
 
-def test_resume_continues_exactly(tmp_path):
-    straight = run_training(tmp_path, "straight", "--epochs", "2", base=TINY)
+def test_moving_averages_follow_their_parameters():
+    images, _ = data.load("mnist", "train")
+    parameters = train.init_parameters([784, 40, 10], images[:100], np.random.default_rng(0))
+    parameters.update_averages(0.75)
+    start = parameters.averaged()
+    np.testing.assert_array_equal(start.weights[1], parameters.weights[1])
+    before = np.copy(parameters.weights[0])
+    parameters.weights[0] += 0.4
+    parameters.update_averages(0.75)
+    np.testing.assert_allclose(parameters.averaged().weights[0], before + 0.1, atol=1e-6)
+    restored = train.Parameters.from_arrays(parameters.arrays(), 2)
+    np.testing.assert_array_equal(restored.averaged().weights[0],
+                                  parameters.averaged().weights[0])
+    assert train.Parameters.from_arrays(train.init_parameters(
+        [784, 40, 10], images[:100], np.random.default_rng(0)).arrays(), 2).averages is None
+
+
+@pytest.mark.parametrize("extra", [[], ["--average", "0.9"]], ids=["latent", "averaged"])
+def test_resume_continues_exactly(tmp_path, extra):
+    straight = run_training(tmp_path, "straight", "--epochs", "2", *extra, base=TINY)
     out = tmp_path / "resumed.npz"
-    argv = [*TINY, "--epochs", "2", "--out", str(out), "--run-dir", str(tmp_path / "r")]
+    argv = [*TINY, *extra, "--epochs", "2", "--out", str(out), "--run-dir", str(tmp_path / "r")]
     assert train_command.run(parse([*argv, "--stop-after", "1"])) == 0
     assert not out.exists()
     assert (tmp_path / "r" / train.CHECKPOINT_NAME).exists()
@@ -200,6 +218,7 @@ def test_resume_continues_exactly(tmp_path):
     (["--train-subset", "10", "--batch-size", "50"], "smaller than --batch-size"),
     (["--firing-fraction", "1"], "--firing-fraction must lie in"),
     (["--dropout", "1"], "--dropout must lie in [0, 1)"),
+    (["--average", "1"], "--average must lie in [0, 1), got 1.0"),
     (["--dropout", "0.1", "--loss", "spike-time"], "--dropout needs --loss snapshot"),
     (["--initial-thresholds", "-1", "15"],
      "--initial-thresholds must be non-negative, got [-1.0, 15.0]"),
@@ -224,7 +243,8 @@ def test_the_library_checks_as_the_command_line_does():
     train.TrainConfig(),
     train.TrainConfig(dataset="fashion-mnist", hidden=(100, 50), flip=True, dropout=0.1,
                       calibrate_split="validation", initial_thresholds=(60.0, 15.0),
-                      surrogate=10.0, eval_train=500, train_subset=1000, lr=0.003),
+                      surrogate=10.0, eval_train=500, train_subset=1000, lr=0.003,
+                      average=0.999),
     train.TrainConfig(loss="spike-time", beta=0.5, recruit_strength=0.5, window=1.0,
                       validation_subset=100, calibrate=0, seed=7),
 ], ids=["default", "snapshot", "spike-time"])

@@ -110,6 +110,10 @@ class TrainConfig:
                                _interval("(0, 1]"))
     firing_fraction: float = _field(0.1, "initial thresholds make each neuron fire on this "
                                     "fraction of images", _interval("(0, 1)"))
+    average: float = _field(0.0, "select and deploy the exponential moving average of the "
+                            "latent weights and thresholds, with this decay per minibatch "
+                            "(0: off, the latent values themselves)", _interval("[0, 1)"),
+                            recorded=False)
     shift: int = _field(0, "largest random shift of training images, in pixels",
                         _integers(0, 4))
     seed: int = _field(0, "seed of every random draw (initialisation, order, shifts, flips, "
@@ -231,5 +235,7 @@ class TrainConfig:
 
     def _regularization(self):
         return ((", random horizontal flips" if self.flip else "")
+                + (f", moving average of the latent values (decay {self.average}) deployed"
+                   if self.average else "")
                 + (f", hidden spikes dropped with probability {self.dropout} in training"
                    if self.dropout else ""))

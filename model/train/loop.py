@@ -81,6 +81,8 @@ def train_epoch(parameters, config, images, labels, rng, epoch, progress=None):
         scale = _cosine((epoch + b / n_batches) / config.epochs)
         adam_update(parameters, weight_grads, threshold_grads, config.lr * scale,
                     config.threshold_lr * scale)
+        if config.average:
+            parameters.update_averages(config.average)
         losses.append(loss)
         if progress is not None:
             progress.update(batch.size)
@@ -189,7 +191,7 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
                   unit="img", disable=not progress_bar, leave=False, mininterval=2) as bar:
             loss, running = train_epoch(parameters, config, images, labels, rng, epoch, bar)
         train_seconds = time.monotonic() - started
-        network = to_network(parameters)
+        network = to_network(parameters.averaged() if config.average else parameters)
         train_figures = evaluate(network, images[eval_index], labels[eval_index])
         val = evaluate(network, val_images, val_labels)
         seconds = time.monotonic() - started

@@ -23,12 +23,15 @@ class Parameters:
 
     ``weights[k]``: float32 ``(n_out_k, n_in_k)`` in ``[-1, 1]``, deployed as their sign.
     ``thresholds[k]``: float64 ``(n_out_k,)``, deployed rounded and clipped to ``0..n_in-1``.
+    ``averages``: when kept (:meth:`update_averages`), the exponential moving averages of the
+    weights and thresholds, by the same names as in :meth:`arrays` (``w0``, ``t0``, …).
     """
 
     weights: list
     thresholds: list
     moments: dict
     step: int = 0
+    averages: dict | None = None
 
     def signs(self, k):
         return np.where(self.weights[k] >= 0, 1, -1).astype(np.float32)
@@ -41,6 +44,29 @@ class Parameters:
         """The deployed :class:`~bs4nn.model.network.Layer` ``k``."""
         return Layer(self.signs(k).astype(np.int8), self.integer_thresholds(k).astype(np.int32))
 
+    def update_averages(self, decay):
+        """One step of the moving averages (started at the current values): each average
+        moves ``1 - decay`` of the way to its parameter."""
+        if self.averages is None:
+            self.averages = {name: np.copy(value) for name, value in self._values().items()}
+            return
+        for name, value in self._values().items():
+            average = self.averages[name]
+            average *= decay
+            average += (1 - decay) * value
+
+    def averaged(self):
+        """The parameters whose weights and thresholds are the moving averages (moments
+        shared, no averages of their own)."""
+        n_layers = len(self.weights)
+        return Parameters([self.averages[f"w{k}"] for k in range(n_layers)],
+                          [self.averages[f"t{k}"] for k in range(n_layers)],
+                          self.moments, self.step)
+
+    def _values(self):
+        return {f"{name}{k}": value for k in range(len(self.weights))
+                for name, value in (("w", self.weights[k]), ("t", self.thresholds[k]))}
+
     def arrays(self):
         """Flat name → array mapping for checkpoints."""
         out = {"step": np.array(self.step)}
@@ -49,6 +75,8 @@ class Parameters:
             for name in ("w", "t"):
                 for moment in ("m", "v"):
                     out[f"{moment}{name}{k}"] = self.moments[f"{moment}{name}{k}"]
+        for name, average in (self.averages or {}).items():
+            out[f"average_{name}"] = average
         return out
 
     @classmethod
@@ -57,7 +85,9 @@ class Parameters:
         thresholds = [arrays[f"t{k}"] for k in range(n_layers)]
         moments = {f"{m}{n}{k}": arrays[f"{m}{n}{k}"]
                    for k in range(n_layers) for n in ("w", "t") for m in ("m", "v")}
-        return cls(weights, thresholds, moments, int(arrays["step"]))
+        averages = {name[len("average_"):]: value for name, value in arrays.items()
+                    if name.startswith("average_")}
+        return cls(weights, thresholds, moments, int(arrays["step"]), averages or None)
 
 
 def init_parameters(sizes, images, rng, firing_fraction=0.5, scale=1.0):
