@@ -769,8 +769,10 @@ class Walkers:
             left = Signal(head_layout["length"].shape, name=f"walker{w}_left")
             last = Signal(name=f"walker{w}_last")            # left == 1: the list's last node
             mask = Signal(n_own, name=f"walker{w}_mask")     # lists of this step not started
+            node_next = Signal(n_own, name=f"walker{w}_node_next")
+            last_next = Signal(name=f"walker{w}_last_next")
             mask_next = Signal(n_own, name=f"walker{w}_mask_next")
-            m.d.sync += mask.eq(mask_next)
+            m.d.sync += [node.eq(node_next), last.eq(last_next), mask.eq(mask_next)]
             successor = Signal(ptr_width, name=f"walker{w}_successor")
             m.d.comb += successor.eq(functools.reduce(operator.or_, [
                 Mux(node[i], links[k], 0) for i, k in enumerate(own)]))
@@ -779,11 +781,17 @@ class Walkers:
                 # else for the next step. A register, found from the next cycle's values, so
                 # that the address below waits on nothing but the data just read.
                 list_head = Signal(ptr_width, name=f"list_head{k}")
-                m.d.sync += list_head.eq(Mux(mask_next[i], step_heads_next[k].beat,
-                                             r.next_heads[k].beat))
+                # Whether the position's next node is its list's next one: a register of its own
+                # (the walker's node and `last` would reach every position's memories).
+                follow = Signal(name=f"follow{k}")
+                m.d.sync += [
+                    list_head.eq(Mux(mask_next[i], step_heads_next[k].beat,
+                                     r.next_heads[k].beat)),
+                    follow.eq(node_next[i] & ~last_next),
+                ]
                 for port in link_read[k]:
                     m.d.comb += [
-                        port.addr.eq(Mux(node[i] & ~last, port.data, list_head)),
+                        port.addr.eq(Mux(follow, port.data, list_head)),
                         # (A take is a start, while inactive, or comes with an advance.)
                         port.en.eq(advance | ~active),
                     ]
@@ -801,33 +809,33 @@ class Walkers:
                             m.d.comb += value.eq(heads[k])
                 return value
 
-            def start_list(index, heads, beat=beat, left=left, last=last):
+            def start_list(index, heads, beat=beat, left=left, last_next=last_next):
                 head = head_of(index, heads)
-                return [beat.eq(head.beat), left.eq(head.length), last.eq(head.length == 1)]
+                m.d.sync += [beat.eq(head.beat), left.eq(head.length)]
+                m.d.comb += last_next.eq(head.length == 1)
 
-            m.d.comb += mask_next.eq(mask)
+            m.d.comb += [node_next.eq(node), last_next.eq(last), mask_next.eq(mask)]
             with m.If(take):
-                m.d.sync += [
-                    node.eq(Mux(r.valid & ~skip & r_any, decode(
+                start_list(r_first, r.heads)
+                m.d.comb += [
+                    node_next.eq(Mux(r.valid & ~skip & r_any, decode(
                         m, r_first, n_own, f"walker{w}_r_onehot"), 0)),
-                    *start_list(r_first, r.heads),
+                    mask_next.eq(Mux(r.valid & ~skip, r_own & ~(Const(1, n_own) << r_first), 0)),
                 ]
-                m.d.comb += mask_next.eq(Mux(r.valid & ~skip,
-                                             r_own & ~(Const(1, n_own) << r_first), 0))
             with m.Elif(advance):
                 with m.If(~last):
-                    m.d.sync += [beat.eq(successor), left.eq(left - 1), last.eq(left == 2)]
+                    m.d.sync += [beat.eq(successor), left.eq(left - 1)]
+                    m.d.comb += last_next.eq(left == 2)
                 with m.Elif(mask_any):
-                    m.d.sync += [
-                        node.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
-                        *start_list(mask_first, step_heads),
+                    start_list(mask_first, step_heads)
+                    m.d.comb += [
+                        node_next.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
+                        mask_next.eq(mask & ~(Const(1, n_own) << mask_first)),
                     ]
-                    m.d.comb += mask_next.eq(mask & ~(Const(1, n_own) << mask_first))
                 with m.Else():
-                    m.d.sync += node.eq(0)
+                    m.d.comb += node_next.eq(0)
             with m.If(finish):   # never with `take`: an image finishes while no round is sent
-                m.d.sync += node.eq(0)
-                m.d.comb += mask_next.eq(0)
+                m.d.comb += [node_next.eq(0), mask_next.eq(0)]
             position = Signal(index_shape(ppb), name=f"walker{w}_position")
             m.d.comb += position.eq(functools.reduce(operator.or_, [
                 Mux(node[i], k, 0) for i, k in enumerate(own)]))
