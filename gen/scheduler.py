@@ -206,7 +206,6 @@ class BankLoader:
                 step=[data_register(8, f"step{k}") for k in range(ppb)])
 
         s1, s2, s3, s4 = stage(1), stage(2), stage(3), stage(4)
-        s1_start = Signal()
         # Whether each pixel of the beat is stored, from the beat alone (not from `accept`,
         # which every stage-1 register would otherwise wait on).
         storable = Signal(ppb)
@@ -219,7 +218,6 @@ class BankLoader:
             s1.bank.eq(load_bank),
             s1.beat.eq(beats.payload.beat),
             s1.end.eq(accept & beats.payload.end),
-            s1_start.eq(beats.payload.start),
             s1.error.eq(beats.payload.error),
             s1.insert.eq(Mux(accept, storable, 0)),
         ]
@@ -344,9 +342,17 @@ class BankLoader:
         group = self.rows_per_group
         s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}", reset_less=True)
                    for g in range(-(-ppb // group))]
+        # Whole-bitmap controls come from copies of registers, one per BITS_PER_COPY bits.
+        copies = -(-N_STEPS // BITS_PER_COPY)
+        slices = [slice(index * BITS_PER_COPY, (index + 1) * BITS_PER_COPY)
+                  for index in range(copies)]
         for g, rows in enumerate(s2_rows):
-            m.d.sync += rows.eq(functools.reduce(operator.or_, [
-                s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
+            onehot = functools.reduce(operator.or_, [
+                s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))])
+            # Rows are 0 unless stage 1 holds a beat (copies of `s1.valid`).
+            for bits, valid in zip(slices, replicated_register(m, accept, copies,
+                                                               f"s1_rows{g}_valid"), strict=True):
+                m.d.sync += rows[bits].eq(Mux(valid, onehot[bits], 0))
         # The frame's bitmap is gathered in one register: a frame's first beat clears it in
         # stage 1 (its rows are set in the cycle after), each beat sets its rows in stage 2,
         # and the last beat's stage 2 copies it, with that beat's rows, into its bank's
@@ -355,16 +361,24 @@ class BankLoader:
         # flip-flops only load.
         gathered = Signal(N_STEPS, name="gathered_steps")
         gathered_next = Signal(N_STEPS, name="gathered_steps_next")
-        m.d.comb += gathered_next.eq(gathered | Mux(s2.valid, functools.reduce(
-            operator.or_, s2_rows), 0))
-        m.d.sync += gathered.eq(Mux(s1.valid & s1_start, 0, gathered_next))
+        m.d.comb += gathered_next.eq(functools.reduce(operator.or_, s2_rows, gathered))
+        # Cleared by a frame's first beat in stage 1 (copies of its `valid & start`).
+        for bits, starting in zip(slices, replicated_register(
+                m, accept & beats.payload.start, copies, "s1_frame_start"), strict=True):
+            m.d.sync += gathered[bits].eq(Mux(starting, 0, gathered_next[bits]))
         chunks = Cat(*[chunk.any() for chunk in StepFinder.chunks_of(gathered_next)])
 
         release_valid, release_bank = release
         for b in range(2):
-            with m.If(s2.end & (s2.bank == b)):
+            # Copies of `s2.end & (s2.bank == b)`.
+            closing = replicated_register(m, s1.end & (s1.bank == b), copies,
+                                          f"s2_closing{b}")
+            for bits, copy in zip(slices, closing, strict=True):
+                with m.If(copy):
+                    m.d.sync += store.bitmaps[b][bits].eq(gathered_next[bits])
+            with m.If(closing[0]):
                 m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2.error),
-                             store.bitmaps[b].eq(gathered_next), store.chunks[b].eq(chunks)]
+                             store.chunks[b].eq(chunks)]
             with m.If(release_valid & (release_bank == b)):
                 m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
         return SimpleNamespace(frame_open=frame_open,
