@@ -25,10 +25,9 @@ and the other schedule constants sum:
   read a 16-step chunk at a time, and the chunks' steps are queued in order (then the image's
   end, a step-less entry); each queued
   step is *issued*: its heads are read from every position's head memory, the read is
-  registered, then the positions that have a list there are found (step memory read at the
-  registered heads, its word registered, then compared, into a register: no block RAM's
-  output reaches anything but a register) and the prepared step goes into ``R``, or into a
-  small FIFO behind it. Steps are issued while fewer than ``prepared_steps`` are issued and not yet
+  registered, then the positions that have a list there are found (step memory read and
+  compare, into a register) and the prepared step goes into ``R``, or into a small FIFO
+  behind it. Steps are issued while fewer than ``prepared_steps`` are issued and not yet
   taken, a count kept in a register, so no block RAM's address or enable depends on the
   walkers' decisions of the same cycle. ``R`` is two registers and a pointer: a take flips
   the pointer, and the register it leaves is refilled later, so that no walker's decision
@@ -138,24 +137,22 @@ class BankLoader:
 
     Stage 0 (the beat is accepted) reads each position's head for its pixel's step, and
     decodes each stored pixel's step into two one-hot halves; stage 1 writes the beat's steps,
-    registers the head read as it leaves the block RAM, and ANDs the halves into one-hot
-    rows, ORed per :attr:`rows_per_group` positions; stage 2 reads the step memory at the
-    head and sets the rows in the frame's bitmap (copied into its bank's at the frame's last
-    beat); stage 3 registers the step memory's word as it leaves the block RAM; stage 4
-    checks the head (it names an earlier beat of the frame whose pixel has the same step), and
-    so finds the list's length, and writes the head (this beat, the length) and the link (the
-    head it read). No block RAM's output reaches anything but a register.
+    reads the step memory at the head it read, and ANDs the halves into one-hot rows, ORed per
+    :attr:`rows_per_group` positions; stage 2 sets the rows in the frame's bitmap (copied
+    into its bank's at the frame's last beat) and checks the head (it names an earlier beat
+    of the frame whose pixel has the same step), and so finds the list's length; stage 3
+    writes the head (this beat, the length) and the link (the head it read), from registers.
 
-    A head is written four stages after it is read, so a beat may read a head that an older
-    beat still in stages 1 to 4 is about to write: the youngest such beat of the same list is
+    A head is written three stages after it is read, so a beat may read a head that an older
+    beat still in stages 1 to 3 is about to write: the youngest such beat of the same list is
     *forwarded* instead of the read (it is then surely the previous node, and no check is
     needed).
     """
 
     #: Cycles from a frame's last beat being accepted to its bank being marked full: its
     #: bitmap is copied into the bank's in stage 2, which marks the bank full in the cycle
-    #: after (its last heads are written in the cycle after that, long before the step
-    #: finder reads one).
+    #: after (its last heads are written in that cycle, long before the step finder reads
+    #: one).
     load_to_full = 3
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
@@ -171,7 +168,7 @@ class BankLoader:
         """``beats``: the framed beat stream; ``pause``: take no new frame; ``release``: a
         ``(valid, bank)`` pair, the walkers finishing the image in ``bank``. Sets each bank's
         bitmap, chunks, ``full`` and ``error``; returns the ``frame_open`` and ``busy`` (a
-        beat in stages 1 to 4) signals."""
+        beat in stages 1 to 3) signals."""
         ppb, ptr_width = self._ppb, self._ptr_width
         layout = store.head_layout
         load_bank = Signal()
@@ -205,7 +202,7 @@ class BankLoader:
                 error=data_register(1, "error"),
                 step=[data_register(8, f"step{k}") for k in range(ppb)])
 
-        s1, s2, s3, s4 = stage(1), stage(2), stage(3), stage(4)
+        s1, s2, s3 = stage(1), stage(2), stage(3)
         # Whether each pixel of the beat is stored, from the beat alone (not from `accept`,
         # which every stage-1 register would otherwise wait on).
         storable = Signal(ppb)
@@ -221,7 +218,7 @@ class BankLoader:
             s1.error.eq(beats.payload.error),
             s1.insert.eq(Mux(accept, storable, 0)),
         ]
-        for earlier, later in ((s1, s2), (s2, s3), (s3, s4)):
+        for earlier, later in ((s1, s2), (s2, s3)):
             m.d.sync += [
                 later.valid.eq(earlier.valid),
                 later.bank.eq(earlier.bank),
@@ -237,90 +234,83 @@ class BankLoader:
         with m.Elif(accept):
             m.d.sync += frame_open.eq(1)
 
-        # Stage 4's heads, written in its cycle: (this beat, the list's length), found from
-        # registers: the head read (or forwarded), the step memory's word at it.
-        s4_read = [Signal(layout, name=f"s4_read{k}", reset_less=True) for k in range(ppb)]
-        s4_word = [Signal(8, name=f"s4_step_word{k}", reset_less=True) for k in range(ppb)]
-        s4_forced = Signal(ppb, reset_less=True)
-        s4_forwarded = [Signal(layout, name=f"s4_forwarded{k}", reset_less=True)
-                        for k in range(ppb)]
-        s4_head = [Signal(layout, name=f"s4_head{k}") for k in range(ppb)]
-        s4_previous = [Signal(ptr_width, name=f"s4_previous{k}") for k in range(ppb)]
+        # Stage 3's heads, written in its cycle: (this beat, the list's length).
+        s3_previous = [Signal(ptr_width, name=f"s3_previous{k}", reset_less=True)
+                       for k in range(ppb)]
+        s3_occupied = Signal(ppb, reset_less=True)   # the list had nodes before this beat
+        s3_next_length = [Signal(layout["length"].shape, name=f"s3_next_length{k}", reset_less=True)
+                          for k in range(ppb)]
+        s3_head = [Signal(layout, name=f"s3_head{k}") for k in range(ppb)]
         for k in range(ppb):
-            # A head read from memory is one of this frame's list if it names an earlier beat
-            # whose pixel k has this step.
-            found = Signal(layout, name=f"s4_found{k}")
-            occupied = Signal(name=f"s4_occupied{k}")   # the list had nodes before this beat
             m.d.comb += [
-                found.eq(Mux(s4_forced[k], s4_forwarded[k], s4_read[k])),
-                occupied.eq(s4_forced[k] | ((s4_read[k].beat < s4.beat)
-                                            & (s4_word[k] == s4.step[k]))),
-                s4_previous[k].eq(found.beat),
-                s4_head[k].beat.eq(s4.beat),
-                s4_head[k].length.eq(Mux(occupied, found.length + 1, 1)),
+                s3_head[k].beat.eq(s3.beat),
+                s3_head[k].length.eq(Mux(s3_occupied[k], s3_next_length[k], 1)),
             ]
 
         for k in range(ppb):
             pixel = beats.payload.pixels[k]
             m.d.comb += head_load[k].addr.eq(Cat(~pixel, load_bank))
             m.d.sync += s1.step[k].eq(~pixel)
-            # Stage 0: the youngest older beat of the same list in stages 1 to 4, whose head
-            # is taken as it is written, in stage 4, into the register `forwarded` that
-            # follows this beat (in stage 4 - j for a beat in stage j).
-            later = (s1, s2, s3, s4)
+            # Stage 0: an older beat of the same list in stage 1, 2 or 3 (the youngest wins).
             matches = [s.insert[k] & (s.bank == load_bank) & (s.step[k] == ~pixel)
-                       for s in later]
-            youngest = [matches[j] & ~functools.reduce(operator.or_, matches[:j], Const(0))
-                        for j in range(len(later))]
-            from_stage = [Signal(len(later), name=f"s{i}_from{k}", reset_less=True)
-                          for i in range(1, 4)]
-            forwarded = [Signal(layout, name=f"s{i}_forwarded{k}", reset_less=True)
-                         for i in range(1, 4)] + [s4_forwarded[k]]
+                       for s in (s1, s2, s3)]
+            s1_from = Signal(3, name=f"s1_from{k}", reset_less=True)
+            s1_captured = Signal(layout, name=f"s1_captured{k}", reset_less=True)
             m.d.sync += [
-                from_stage[0].eq(Cat(*youngest)),
-                forwarded[0].eq(s4_head[k]),
-                from_stage[1].eq(from_stage[0]),
-                from_stage[2].eq(from_stage[1]),
-                s4_forced[k].eq(from_stage[2].any()),
+                s1_from.eq(Cat(matches[0], matches[1] & ~matches[0],
+                               matches[2] & ~matches[0] & ~matches[1])),
+                s1_captured.eq(s3_head[k]),
             ]
-            for i in range(1, 4):   # this beat in stage i: a beat in stage 4 - i is in 4
-                m.d.sync += forwarded[i].eq(Mux(from_stage[i - 1][3 - i], s4_head[k],
-                                                forwarded[i - 1]))
-            # Stage 1: the head read goes into a register as it leaves the block RAM; stage 2
-            # reads the step memory at it; stage 3 registers the word as it leaves the block
-            # RAM. (A stale head may name a beat whose step is written in the cycle it is read:
-            # that beat is later than this one, and stage 4 rejects it, whatever the read
-            # returns.)
+            # Stage 1: the head read goes into a register as it leaves the block RAM; a beat
+            # that was in stage 2 is now in stage 3, whose head is taken; one that was in
+            # stage 1 is taken from stage 3 in the next cycle.
             s2_read = Signal(layout, name=f"s2_read{k}", reset_less=True)
-            s3_read = Signal(layout, name=f"s3_read{k}", reset_less=True)
+            s2_from_stage3 = Signal(name=f"s2_from_stage3_{k}", reset_less=True)
+            s2_forced = Signal(name=f"s2_forced{k}", reset_less=True)
+            s2_forwarded = Signal(layout, name=f"s2_forwarded{k}", reset_less=True)
             m.d.sync += [
                 s2_read.eq(head_load[k].data),
-                s3_read.eq(s2_read),
-                s4_read[k].eq(s3_read),
-                s4_word[k].eq(head_step[k].data),
+                s2_from_stage3.eq(s1_from[0]),
+                s2_forced.eq(s1_from.any()),
+                s2_forwarded.eq(Mux(s1_from[1], s3_head[k], s1_captured)),
             ]
-            m.d.comb += head_step[k].addr.eq(Cat(s2_read.beat, s2.bank))
-            # Each position's step and link memories are written at addresses from copies of
-            # the stage registers of their own (:mod:`.replicas`).
+            # The step memory is read at the head as it leaves its block RAM, for stage 2.
+            # (A stale head may name this very beat, whose step is written in this cycle:
+            # stage 2 rejects it as not earlier, whichever step the read returns.)
+            m.d.comb += head_step[k].addr.eq(Cat(head_load[k].data.beat, s1.bank))
+            # Stage 2: a head read from memory is one of this frame's list if it names an
+            # earlier beat whose pixel k has this step.
+            found = Signal(layout, name=f"s2_found{k}")
+            m.d.comb += found.eq(Mux(s2_from_stage3, s3_head[k],
+                                     Mux(s2_forced, s2_forwarded, s2_read)))
+            m.d.sync += [
+                s3_previous[k].eq(found.beat),
+                s3_occupied[k].eq(s2_forced | ((s2_read.beat < s2.beat)
+                                               & (head_step[k].data == s2.step[k]))),
+                s3_next_length[k].eq(found.length + 1),
+            ]
+            # Each position's step and link memories (a copy per read port) are written at
+            # addresses from copies of the stage registers of their own (:mod:`.replicas`).
             write_at = Signal(ptr_width + 1, name=f"s1_step_address{REPLICA_MARK}{k}")
             write_en = Signal(name=f"s1_step_write{REPLICA_MARK}{k}")
-            link_at = Signal(ptr_width + 1, name=f"s4_link_address{REPLICA_MARK}{k}")
+            link_at = Signal(ptr_width + 1, name=f"s3_link_address{REPLICA_MARK}{k}")
             m.d.sync += [write_at.eq(Cat(beats.payload.beat, load_bank)), write_en.eq(accept),
-                         link_at.eq(Cat(s3.beat, s3.bank))]
+                         link_at.eq(Cat(s2.beat, s2.bank))]
             m.d.comb += [
                 step_write[k].addr.eq(write_at),
                 step_write[k].data.eq(Mux(s1.insert[k], s1.step[k], N_STEPS - 1)),
                 step_write[k].en.eq(write_en),
-                head_write[k].addr.eq(Cat(s4.step[k], s4.bank)),
-                head_write[k].data.eq(s4_head[k]),
-                head_write[k].en.eq(s4.insert[k]),
+                head_write[k].addr.eq(Cat(s3.step[k], s3.bank)),
+                head_write[k].data.eq(s3_head[k]),
+                head_write[k].en.eq(s3.insert[k]),
             ]
             for b in range(2):
                 m.d.comb += [
                     link_write[k][b].addr.eq(link_at[:ptr_width]),
-                    link_write[k][b].data.eq(s4_previous[k]),
-                    link_write[k][b].en.eq(s4.insert[k] & (link_at[-1] == b)),
+                    link_write[k][b].data.eq(s3_previous[k]),
+                    link_write[k][b].en.eq(s3.insert[k] & (link_at[-1] == b)),
                 ]
+
         # Each pixel's step as two one-hot halves, registered in stage 1, so that no register
         # fans out to all 256 rows; stage 1 ANDs them into the step's one-hot row, ORed over
         # each group of `rows_per_group` positions into a register, and stage 2 sets them in
@@ -381,8 +371,7 @@ class BankLoader:
                              store.chunks[b].eq(chunks)]
             with m.If(release_valid & (release_bank == b)):
                 m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
-        return SimpleNamespace(frame_open=frame_open,
-                               busy=s1.valid | s2.valid | s3.valid | s4.valid)
+        return SimpleNamespace(frame_open=frame_open, busy=s1.valid | s2.valid | s3.valid)
 
 
 def prepared_step_layout(ppb, head_layout):
@@ -405,12 +394,12 @@ class StepFinder:
     without a step); the fill depends on registers only. The queue's head
     of the image's bank is *issued*: its heads are read from every position's head memory,
     the read is registered, then the positions whose list is of that step are found (step
-    memory read at the registered heads, its word registered and compared) into a register,
-    and the prepared step enters ``R`` (two registers and a pointer), or the FIFO behind it.
-    A step is issued whenever fewer than :attr:`prepared_steps` are issued and not yet taken
-    from ``R``, which is known from registers, so no head memory's address or enable depends
-    on the walkers; that many keep a step ready for every cycle. An image's finish flushes
-    its steps; the next image's first step is issued in the cycle after.
+    memory read and compare) into a register, and the prepared step enters ``R`` (two
+    registers and a pointer), or the FIFO behind it. A step is issued whenever fewer than
+    :attr:`prepared_steps` are issued and not yet taken from ``R``, which is known from
+    registers, so no head memory's address or enable depends on the walkers; that many keep a
+    step ready for every cycle. An image's finish flushes its steps; the next image's first
+    step is issued in the cycle after.
     """
 
     #: Steps the step finder queues per bank before the bank's image may start.
@@ -425,9 +414,8 @@ class StepFinder:
     #: cycle after, and queued in the next.
     full_to_queued = 4
     #: Cycles from a step's issue to the first cycle it is in ``R``: the head memories read,
-    #: their output registered, the step memories read at the registered heads, their output
-    #: registered, the mask computed into a register, then into ``R``.
-    issue_to_ready = 6
+    #: their output registered, the mask computed into a register, then into ``R``.
+    issue_to_ready = 4
     #: Steps issued and not yet taken from ``R`` at most. A take is seen by the issue one
     #: cycle later, so one more than :attr:`issue_to_ready` keeps a step for every cycle.
     prepared_steps = issue_to_ready + 1
@@ -609,29 +597,19 @@ class StepFinder:
             heads.step.eq(read_step.step),
         ]
         m.d.sync += [heads.heads[k].eq(head_read[k].data) for k in range(ppb)]
-        # Each step memory is read at its head in `heads`; its word, out of the block RAM in
-        # the next cycle (`looked`), is registered (`checked`) before it is compared.
-        for k in range(ppb):
-            m.d.comb += head_step[k].addr.eq(Cat(heads.heads[k].beat, bank))
-        looked_valid = Signal()
-        looked = Signal(layout, reset_less=True)
-        checked_valid = Signal()
-        checked = Signal(layout, reset_less=True)
-        words = [Signal(8, name=f"step_word{k}", reset_less=True) for k in range(ppb)]
         prepared_valid = Signal()
         prepared = Signal(layout, reset_less=True)
         m.d.sync += [
-            looked_valid.eq(heads_valid & ~finish),
-            looked.eq(heads),
-            checked_valid.eq(looked_valid & ~finish),
-            checked.eq(looked),
-            *[words[k].eq(head_step[k].data) for k in range(ppb)],
-            prepared_valid.eq(checked_valid & ~finish),
-            prepared.valid.eq(checked.valid),
-            prepared.step.eq(checked.step),
-            prepared.heads.eq(checked.heads),
-            *[prepared.mask[k].eq(words[k] == checked.step) for k in range(ppb)],
+            prepared_valid.eq(heads_valid & ~finish),
+            prepared.valid.eq(heads.valid),
+            prepared.step.eq(heads.step),
+            prepared.heads.eq(heads.heads),
         ]
+        # Each step memory is read at its head as the head leaves its block RAM, so that its
+        # word is out when the head is in `heads`.
+        for k in range(ppb):
+            m.d.comb += head_step[k].addr.eq(Cat(head_read[k].data.beat, bank))
+            m.d.sync += prepared.mask[k].eq(head_step[k].data == heads.step)
 
         # --- R: two registers, the FIFO behind them -----------------------------------------
         # R is the register `rsel` names; a take only flips `rsel`, and a register is
