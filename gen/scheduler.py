@@ -39,10 +39,9 @@ and the other schedule constants sum:
   ends when every walker is done. A cycle's nodes form one *round*: a token with one event
   slot per walker. A walker counts its list's nodes down from the length in the head, so
   whether it is done after a round, and so the step's end, comes from registers. Each
-  position's link memory (a LUT RAM per bank) is read one cycle ahead of the node it serves,
-  and the address of the next read depends on the data just read through one multiplexer,
-  whose choice is a register (a list's next node, or a register: the position's head for this
-  step or for the next one).
+  position's link memory is read one cycle ahead of the node it serves, and the address of the
+  next read depends on the data just read through one multiplexer, whose choice is a register
+  (a list's next node, or a register: the position's head for this step or for the next one).
 * the output token register: a round chosen in cycle ``c`` leaves on ``o_events`` in cycle
   ``c + 1``.
 
@@ -97,8 +96,8 @@ def head_layout(ptr_width, length_width):
 
 class _Storage:
     """The banks' memories: per position a head memory and a step memory (block RAM, read
-    synchronously) and per bank a link memory (a small LUT RAM: it is on the walkers'
-    one-cycle loop)."""
+    synchronously) and a link memory (a small LUT RAM: it is on the walkers' one-cycle
+    loop)."""
 
     def __init__(self, m, ppb, ptr_width, length_width):
         self.head_layout = head_layout(ptr_width, length_width)
@@ -113,16 +112,14 @@ class _Storage:
             self.heads.append(Memory(shape=self.head_layout, depth=2 * N_STEPS, init=[],
                                      attrs=block_ram))
             # A node's link: the previous beat of its list (the list's length says where the
-            # list ends); a LUT RAM per bank, so that each is half as deep, with a shallower
-            # read multiplexer on the walkers' loop.
-            self.links.append([Memory(shape=ptr_width, depth=1 << ptr_width, init=[],
-                                      attrs={"ram_style": "distributed"}) for _ in range(2)])
+            # list ends).
+            self.links.append(Memory(shape=ptr_width, depth=2 << ptr_width, init=[],
+                                     attrs={"ram_style": "distributed"}))
             # Read one cycle ahead of its use, at the head memories' output (a LUT RAM with
             # a read mux per copy cost about a fifth of the scheduler's LUTs).
             self.steps.append(Memory(shape=8, depth=2 << ptr_width, init=[], attrs=block_ram))
             m.submodules[f"heads{k}"] = self.heads[k]
-            for b in range(2):
-                m.submodules[f"links{k}_bank{b}"] = self.links[k][b]
+            m.submodules[f"links{k}"] = self.links[k]
             m.submodules[f"step_mem{k}"] = self.steps[k]
         self.bitmaps = [Signal(N_STEPS, name=f"steps{b}") for b in range(2)]
         # Per bank, the 16-step chunks of the bitmap that have a step (StepFinder.chunk_steps).
@@ -184,7 +181,7 @@ class BankLoader:
         head_write = [store.heads[k].write_port() for k in range(ppb)]
         # Not transparent: a head written in the cycle it is read is forwarded (below).
         head_load = [store.heads[k].read_port() for k in range(ppb)]
-        link_write = [[store.links[k][b].write_port() for b in range(2)] for k in range(ppb)]
+        link_write = [store.links[k].write_port() for k in range(ppb)]
         step_write = [store.steps[k].write_port() for k in range(ppb)]
         head_step = [store.steps[k].read_port() for k in range(ppb)]
 
@@ -203,6 +200,7 @@ class BankLoader:
                 step=[data_register(8, f"step{k}") for k in range(ppb)])
 
         s1, s2, s3 = stage(1), stage(2), stage(3)
+        s1_start = Signal()
         # Whether each pixel of the beat is stored, from the beat alone (not from `accept`,
         # which every stage-1 register would otherwise wait on).
         storable = Signal(ppb)
@@ -215,6 +213,7 @@ class BankLoader:
             s1.bank.eq(load_bank),
             s1.beat.eq(beats.payload.beat),
             s1.end.eq(accept & beats.payload.end),
+            s1_start.eq(beats.payload.start),
             s1.error.eq(beats.payload.error),
             s1.insert.eq(Mux(accept, storable, 0)),
         ]
@@ -303,13 +302,10 @@ class BankLoader:
                 head_write[k].addr.eq(Cat(s3.step[k], s3.bank)),
                 head_write[k].data.eq(s3_head[k]),
                 head_write[k].en.eq(s3.insert[k]),
+                link_write[k].addr.eq(link_at),
+                link_write[k].data.eq(s3_previous[k]),
+                link_write[k].en.eq(s3.insert[k]),
             ]
-            for b in range(2):
-                m.d.comb += [
-                    link_write[k][b].addr.eq(link_at[:ptr_width]),
-                    link_write[k][b].data.eq(s3_previous[k]),
-                    link_write[k][b].en.eq(s3.insert[k] & (link_at[-1] == b)),
-                ]
 
         # Each pixel's step as two one-hot halves, registered in stage 1, so that no register
         # fans out to all 256 rows; stage 1 ANDs them into the step's one-hot row, ORed over
@@ -332,17 +328,9 @@ class BankLoader:
         group = self.rows_per_group
         s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}", reset_less=True)
                    for g in range(-(-ppb // group))]
-        # Whole-bitmap controls come from copies of registers, one per BITS_PER_COPY bits.
-        copies = -(-N_STEPS // BITS_PER_COPY)
-        slices = [slice(index * BITS_PER_COPY, (index + 1) * BITS_PER_COPY)
-                  for index in range(copies)]
         for g, rows in enumerate(s2_rows):
-            onehot = functools.reduce(operator.or_, [
-                s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))])
-            # Rows are 0 unless stage 1 holds a beat (copies of `s1.valid`).
-            for bits, valid in zip(slices, replicated_register(m, accept, copies,
-                                                               f"s1_rows{g}_valid"), strict=True):
-                m.d.sync += rows[bits].eq(Mux(valid, onehot[bits], 0))
+            m.d.sync += rows.eq(functools.reduce(operator.or_, [
+                s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
         # The frame's bitmap is gathered in one register: a frame's first beat clears it in
         # stage 1 (its rows are set in the cycle after), each beat sets its rows in stage 2,
         # and the last beat's stage 2 copies it, with that beat's rows, into its bank's
@@ -351,24 +339,16 @@ class BankLoader:
         # flip-flops only load.
         gathered = Signal(N_STEPS, name="gathered_steps")
         gathered_next = Signal(N_STEPS, name="gathered_steps_next")
-        m.d.comb += gathered_next.eq(functools.reduce(operator.or_, s2_rows, gathered))
-        # Cleared by a frame's first beat in stage 1 (copies of its `valid & start`).
-        for bits, starting in zip(slices, replicated_register(
-                m, accept & beats.payload.start, copies, "s1_frame_start"), strict=True):
-            m.d.sync += gathered[bits].eq(Mux(starting, 0, gathered_next[bits]))
+        m.d.comb += gathered_next.eq(gathered | Mux(s2.valid, functools.reduce(
+            operator.or_, s2_rows), 0))
+        m.d.sync += gathered.eq(Mux(s1.valid & s1_start, 0, gathered_next))
         chunks = Cat(*[chunk.any() for chunk in StepFinder.chunks_of(gathered_next)])
 
         release_valid, release_bank = release
         for b in range(2):
-            # Copies of `s2.end & (s2.bank == b)`.
-            closing = replicated_register(m, s1.end & (s1.bank == b), copies,
-                                          f"s2_closing{b}")
-            for bits, copy in zip(slices, closing, strict=True):
-                with m.If(copy):
-                    m.d.sync += store.bitmaps[b][bits].eq(gathered_next[bits])
-            with m.If(closing[0]):
+            with m.If(s2.end & (s2.bank == b)):
                 m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2.error),
-                             store.chunks[b].eq(chunks)]
+                             store.bitmaps[b].eq(gathered_next), store.chunks[b].eq(chunks)]
             with m.If(release_valid & (release_bank == b)):
                 m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
         return SimpleNamespace(frame_open=frame_open, busy=s1.valid | s2.valid | s3.valid)
@@ -630,7 +610,6 @@ class StepFinder:
             with m.Default():
                 m.d.comb += fifo_head.eq(fifo[-1])
         registers = [Signal(layout, name=f"r{j}", reset_less=True) for j in range(2)]
-        registers_next = [Signal(layout, name=f"r{j}_next") for j in range(2)]
         filled = Signal(2)
         rsel = Signal()
         target = Signal()
@@ -664,9 +643,8 @@ class StepFinder:
                                         f"r{j}_empty")
             for index, copy in enumerate(empty):
                 bits = slice(index * BITS_PER_COPY, min(width, (index + 1) * BITS_PER_COPY))
-                m.d.comb += registers_next[j].as_value()[bits].eq(Mux(
-                    copy, source.as_value()[bits], registers[j].as_value()[bits]))
-            m.d.sync += registers[j].eq(registers_next[j])
+                with m.If(copy):
+                    m.d.sync += registers[j].as_value()[bits].eq(source.as_value()[bits])
         with m.If(take):
             m.d.sync += rsel.eq(~rsel)
         with m.If(prepared_valid):
@@ -692,13 +670,8 @@ class StepFinder:
                 heads[k].eq(Mux(selects[k], registers[1].heads[k], registers[0].heads[k])),
                 mask[k].eq(Mux(selects[k], registers[1].mask[k], registers[0].mask[k])),
             ]
-        # The heads R will show in the next cycle (after this cycle's take and refill).
-        next_heads = [Signal(store.head_layout, name=f"r_next_head{k}") for k in range(ppb)]
-        for k in range(ppb):
-            m.d.comb += next_heads[k].eq(Mux(rsel ^ take, registers_next[1].heads[k],
-                                             registers_next[0].heads[k]))
         r = SimpleNamespace(valid=r_step.valid, step=r_step.step, heads=heads, mask=mask,
-                            next_heads=next_heads, ready=filled.bit_select(rsel, 1))
+                            ready=filled.bit_select(rsel, 1))
         return r, primed
 
 
@@ -708,13 +681,11 @@ class Walkers:
     Each walker keeps its node (one-hot position and beat), how many nodes its list has left
     (from the lengths in the heads) and the lists of the step it has not started, all in
     registers, so whether a walker is done after this round, and so the step's end, follow
-    from registers alone. Each position's link memory (a LUT RAM per bank) is read one cycle
-    ahead of the node it serves: its address is the next node of the position's list if the
-    position's current node is not its list's last, else ``list_head``, a register holding the
-    head of the position's next list: for this step if its list has not started yet, else for
-    the next step (in ``R``), found in the cycle before from that cycle's next values. So the
-    node chosen in a cycle has its link word (its successor) in that same cycle, and the loop
-    from a link word to the next is one multiplexer and the LUT RAM.
+    from registers alone. Each position's link memory has one read port, read one cycle ahead
+    of the node it serves: its address is the next node of the position's list if the
+    position's current node is not its list's last, else the position's head for this step
+    (if its list has not started yet), else its head for the next step, in ``R``. So the node
+    chosen in a cycle has its link word (its successor) in that same cycle.
     """
 
     def __init__(self, ppb, ptr_width, events_per_cycle):
@@ -740,17 +711,11 @@ class Walkers:
         ``step_end`` (no walker has a node of this step left after this round)."""
         ppb, ptr_width = self._ppb, self._ptr_width
         head_layout = store.head_layout
-        link_read = [[store.links[k][b].read_port() for b in range(2)] for k in range(ppb)]
-        # Each position's link word of the walked bank.
-        links = [Signal(ptr_width, name=f"link{k}") for k in range(ppb)]
-        m.d.comb += [links[k].eq(Mux(bank, link_read[k][1].data, link_read[k][0].data))
-                     for k in range(ppb)]
+        link_read = [store.links[k].read_port() for k in range(ppb)]
         # The heads of the step being walked, for the lists the walkers start later in it.
         step_heads = [Signal(head_layout, name=f"step_head{k}") for k in range(ppb)]
-        step_heads_next = [Signal(head_layout, name=f"step_head{k}_next") for k in range(ppb)]
-        for k in range(ppb):
-            m.d.comb += step_heads_next[k].eq(Mux(take, r.heads[k], step_heads[k]))
-        m.d.sync += [step_heads[k].eq(step_heads_next[k]) for k in range(ppb)]
+        with m.If(take):
+            m.d.sync += [step_heads[k].eq(r.heads[k]) for k in range(ppb)]
 
         slots, pixels, done = [], [], []
         for w in range(self._walkers):
@@ -761,32 +726,18 @@ class Walkers:
             left = Signal(head_layout["length"].shape, name=f"walker{w}_left")
             last = Signal(name=f"walker{w}_last")            # left == 1: the list's last node
             mask = Signal(n_own, name=f"walker{w}_mask")     # lists of this step not started
-            node_next = Signal(n_own, name=f"walker{w}_node_next")
-            last_next = Signal(name=f"walker{w}_last_next")
-            mask_next = Signal(n_own, name=f"walker{w}_mask_next")
-            m.d.sync += [node.eq(node_next), last.eq(last_next), mask.eq(mask_next)]
             successor = Signal(ptr_width, name=f"walker{w}_successor")
             m.d.comb += successor.eq(functools.reduce(operator.or_, [
-                Mux(node[i], links[k], 0) for i, k in enumerate(own)]))
+                Mux(node[i], link_read[k].data, 0) for i, k in enumerate(own)]))
             for i, k in enumerate(own):
-                # The position's next list's head: for this step if its list has not started,
-                # else for the next step. A register, found from the next cycle's values, so
-                # that the address below waits on nothing but the data just read.
-                list_head = Signal(ptr_width, name=f"list_head{k}")
-                # Whether the position's next node is its list's next one: a register of its own
-                # (the walker's node and `last` would reach every position's memories).
-                follow = Signal(name=f"follow{k}")
-                m.d.sync += [
-                    list_head.eq(Mux(mask_next[i], step_heads_next[k].beat,
-                                     r.next_heads[k].beat)),
-                    follow.eq(node_next[i] & ~last_next),
+                follow = node[i] & ~last
+                m.d.comb += [
+                    link_read[k].addr.eq(Cat(
+                        Mux(follow, link_read[k].data,
+                            Mux(mask[i], step_heads[k].beat, r.heads[k].beat)), bank)),
+                    # (A take is a start, while inactive, or comes with an advance.)
+                    link_read[k].en.eq(advance | ~active),
                 ]
-                for port in link_read[k]:
-                    m.d.comb += [
-                        port.addr.eq(Mux(follow, port.data, list_head)),
-                        # (A take is a start, while inactive, or comes with an advance.)
-                        port.en.eq(advance | ~active),
-                    ]
             # The next node: the successor, else the first list left in the mask, else (when
             # the walkers take R) the first of this walker's lists in R.
             mask_any, mask_first = first_set(m, mask, f"walker{w}_mask_first")
@@ -801,33 +752,30 @@ class Walkers:
                             m.d.comb += value.eq(heads[k])
                 return value
 
-            def start_list(index, heads, beat=beat, left=left, last_next=last_next):
+            def start_list(index, heads, beat=beat, left=left, last=last):
                 head = head_of(index, heads)
-                m.d.sync += [beat.eq(head.beat), left.eq(head.length)]
-                m.d.comb += last_next.eq(head.length == 1)
+                return [beat.eq(head.beat), left.eq(head.length), last.eq(head.length == 1)]
 
-            m.d.comb += [node_next.eq(node), last_next.eq(last), mask_next.eq(mask)]
             with m.If(take):
-                start_list(r_first, r.heads)
-                m.d.comb += [
-                    node_next.eq(Mux(r.valid & ~skip & r_any, decode(
+                m.d.sync += [
+                    node.eq(Mux(r.valid & ~skip & r_any, decode(
                         m, r_first, n_own, f"walker{w}_r_onehot"), 0)),
-                    mask_next.eq(Mux(r.valid & ~skip, r_own & ~(Const(1, n_own) << r_first), 0)),
+                    mask.eq(Mux(r.valid & ~skip, r_own & ~(Const(1, n_own) << r_first), 0)),
+                    *start_list(r_first, r.heads),
                 ]
             with m.Elif(advance):
                 with m.If(~last):
-                    m.d.sync += [beat.eq(successor), left.eq(left - 1)]
-                    m.d.comb += last_next.eq(left == 2)
+                    m.d.sync += [beat.eq(successor), left.eq(left - 1), last.eq(left == 2)]
                 with m.Elif(mask_any):
-                    start_list(mask_first, step_heads)
-                    m.d.comb += [
-                        node_next.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
-                        mask_next.eq(mask & ~(Const(1, n_own) << mask_first)),
+                    m.d.sync += [
+                        node.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
+                        mask.eq(mask & ~(Const(1, n_own) << mask_first)),
+                        *start_list(mask_first, step_heads),
                     ]
                 with m.Else():
-                    m.d.comb += node_next.eq(0)
+                    m.d.sync += node.eq(0)
             with m.If(finish):   # never with `take`: an image finishes while no round is sent
-                m.d.comb += [node_next.eq(0), mask_next.eq(0)]
+                m.d.sync += [node.eq(0), mask.eq(0)]
             position = Signal(index_shape(ppb), name=f"walker{w}_position")
             m.d.comb += position.eq(functools.reduce(operator.or_, [
                 Mux(node[i], k, 0) for i, k in enumerate(own)]))
