@@ -259,3 +259,18 @@ def test_resume_without_checkpoint(tmp_path):
                   "--out", str(tmp_path / "w.npz")])
     with pytest.raises(UserError, match="no checkpoint to resume from"):
         train_command.run(args)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_make_train_recipes_are_those_of_the_shipped_files(dataset):
+    """`make train` (the Makefile's recipe per dataset) trains what the shipped file records."""
+    from pathlib import Path
+
+    from bs4nn.model.network import SHIPPED_WEIGHTS
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    flags = re.search(rf"^TRAIN_FLAGS_{dataset} := (.*)$", makefile.replace("\\\n", " "),
+                      re.MULTILINE).group(1)
+    recipe = train_command.config_from_args(parse(["--dataset", dataset, *shlex.split(flags)]))
+    recorded = shlex.split(Network.load(SHIPPED_WEIGHTS[dataset]).metadata["command"])
+    assert recipe == train_command.config_from_args(parse(recorded[2:]))
