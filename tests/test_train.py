@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import re
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from bs4nn.commands import train as train_command
 from bs4nn.model import data, train
 from bs4nn.model.errors import UserError
 from bs4nn.model.inference import decide, infer, layer_forward
-from bs4nn.model.network import NO_SPIKE, Layer, Network
+from bs4nn.model.network import NO_SPIKE, SHIPPED_WEIGHTS, Layer, Network
 
 SMOKE = ["--train-subset", "2000", "--validation-subset", "2000", "--hidden", "100",
          "--lr", "0.01", "--batch-size", "20", "--shift", "0", "--no-progress"]
@@ -264,10 +265,6 @@ def test_resume_without_checkpoint(tmp_path):
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_make_train_recipes_are_those_of_the_shipped_files(dataset):
     """`make train` (the Makefile's recipe per dataset) trains what the shipped file records."""
-    from pathlib import Path
-
-    from bs4nn.model.network import SHIPPED_WEIGHTS
-
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     flags = re.search(rf"^TRAIN_FLAGS_{dataset} := (.*)$", makefile.replace("\\\n", " "),
                       re.MULTILINE).group(1)

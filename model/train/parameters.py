@@ -64,14 +64,14 @@ class Parameters:
                           self.moments, self.step)
 
     def _values(self):
+        """The weights and thresholds by name (``w0``, ``t0``, …), as checkpoints hold them."""
         return {f"{name}{k}": value for k in range(len(self.weights))
                 for name, value in (("w", self.weights[k]), ("t", self.thresholds[k]))}
 
     def arrays(self):
         """Flat name → array mapping for checkpoints."""
-        out = {"step": np.array(self.step)}
+        out = {"step": np.array(self.step), **self._values()}
         for k in range(len(self.weights)):
-            out[f"w{k}"], out[f"t{k}"] = self.weights[k], self.thresholds[k]
             for name in ("w", "t"):
                 for moment in ("m", "v"):
                     out[f"{moment}{name}{k}"] = self.moments[f"{moment}{name}{k}"]
