@@ -193,7 +193,34 @@ def test_moving_averages_follow_their_parameters():
         [784, 40, 10], images[:100], np.random.default_rng(0)).arrays(), 2).averages is None
 
 
-@pytest.mark.parametrize("extra", [[], ["--average", "0.9"]], ids=["latent", "averaged"])
+def test_teacher_learns_and_softens_the_targets():
+    images, labels = data.load("mnist", "train")
+    teacher = train.train_teacher(images[:2000], labels[:2000], np.random.default_rng(0))
+    val_images, val_labels = data.load("mnist", "validation")
+    assert teacher.accuracy(val_images[:1000], val_labels[:1000]) > 0.8
+    targets = train.soft_targets(teacher, images[:50], labels[:50], 0.3, 3.0)
+    np.testing.assert_allclose(targets.sum(axis=1), 1, rtol=1e-5)
+    assert np.all(targets[np.arange(50), labels[:50]] >= 0.7)
+    assert np.all((targets > 0) & (targets < 1))
+    restored = train.Teacher.from_arrays(teacher.arrays())
+    np.testing.assert_array_equal(restored.logits(images[:5]), teacher.logits(images[:5]))
+    assert train.Teacher.from_arrays({}) is None
+
+
+def test_one_hot_targets_are_the_labels():
+    images, labels = data.load("mnist", "train")
+    parameters = train.init_parameters([784, 40, 10], images[:100], np.random.default_rng(0))
+    states = train.forward(parameters, images[:60])
+    plain = train.snapshot_gradients(parameters, states, labels[:60], 0.25, 3.0)
+    one_hot = np.eye(10, dtype=np.float32)[labels[:60]]
+    given = train.snapshot_gradients(parameters, states, labels[:60], 0.25, 3.0, one_hot)
+    assert given[0] == pytest.approx(plain[0])
+    for first, second in zip(plain[1], given[1], strict=True):
+        np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("extra", [[], ["--average", "0.9"], ["--distill", "0.5"]],
+                         ids=["latent", "averaged", "distilled"])
 def test_resume_continues_exactly(tmp_path, extra):
     straight = run_training(tmp_path, "straight", "--epochs", "2", *extra, base=TINY)
     out = tmp_path / "resumed.npz"
@@ -221,6 +248,10 @@ def test_resume_continues_exactly(tmp_path, extra):
     (["--dropout", "1"], "--dropout must lie in [0, 1)"),
     (["--average", "1"], "--average must lie in [0, 1), got 1.0"),
     (["--dropout", "0.1", "--loss", "spike-time"], "--dropout needs --loss snapshot"),
+    (["--distill", "1"], "--distill must lie in [0, 1), got 1.0"),
+    (["--distill", "0.5", "--distill-temperature", "0"],
+     "--distill-temperature must be positive, got 0.0"),
+    (["--distill", "0.5", "--loss", "spike-time"], "--distill needs --loss snapshot"),
     (["--initial-thresholds", "-1", "15"],
      "--initial-thresholds must be non-negative, got [-1.0, 15.0]"),
     (["--stop-after", "0"], "--stop-after must be at least 1, got 0"),
@@ -245,7 +276,7 @@ def test_the_library_checks_as_the_command_line_does():
     train.TrainConfig(dataset="fashion-mnist", hidden=(100, 50), flip=True, dropout=0.1,
                       calibrate_split="validation", initial_thresholds=(60.0, 15.0),
                       surrogate=10.0, eval_train=500, train_subset=1000, lr=0.003,
-                      average=0.999),
+                      average=0.999, distill=0.5, distill_temperature=2.0),
     train.TrainConfig(loss="spike-time", beta=0.5, recruit_strength=0.5, window=1.0,
                       validation_subset=100, calibrate=0, seed=7),
 ], ids=["default", "snapshot", "spike-time"])

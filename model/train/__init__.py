@@ -13,7 +13,8 @@ so the training accuracy is the hardware's. Two losses:
 
 Adam on the latent weights (clipped to ``[-1, 1]``, straight-through sign) and on per-neuron
 thresholds, minibatches, cosine learning-rate decay, optional shifts, flips and hidden-spike
-dropout (:mod:`.augment`, :mod:`.parameters`). The epoch with the best exact validation
+dropout (:mod:`.augment`, :mod:`.parameters`), optional distillation from a real-valued
+teacher (:mod:`.teacher`). The epoch with the best exact validation
 accuracy is kept (:mod:`.loop`); the output thresholds may then be calibrated for exact
 accuracy (:mod:`.calibration`); :func:`train_and_save` runs all of it and writes the weights
 file. Every option is a :class:`TrainConfig` field (:mod:`.config`).
@@ -28,9 +29,11 @@ from .parameters import LayerState, Parameters, adam_update, forward, init_param
 from .pipeline import train_and_save
 from .snapshot import snapshot_gradients
 from .spike_time import backward, effective_times, near_misses, recruitment, spike_loss
+from .teacher import Teacher, soft_targets, train_teacher
 
 __all__ = ["TrainConfig", "Option", "option_flag", "DEFAULT_HIDDEN", "Parameters",
            "LayerState", "init_parameters", "to_network", "adam_update", "forward",
            "snapshot_gradients", "effective_times", "spike_loss", "recruitment", "near_misses",
            "backward", "shift_images", "flip_images", "calibrate_output_thresholds", "evaluate",
-           "train_epoch", "train", "plot_curves", "train_and_save", "CHECKPOINT_NAME"]
+           "train_epoch", "train", "plot_curves", "train_and_save", "CHECKPOINT_NAME",
+           "Teacher", "train_teacher", "soft_targets"]

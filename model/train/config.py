@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .. import data
 from ..errors import UserError
+from .teacher import TEACHER_HIDDEN
 
 __all__ = ["TrainConfig", "Option", "DEFAULT_HIDDEN", "N_CLASSES", "option_flag"]
 
@@ -114,6 +115,14 @@ class TrainConfig:
                             "latent weights and thresholds, with this decay per minibatch "
                             "(0: off, the latent values themselves)", _interval("[0, 1)"),
                             recorded=False)
+    distill: float = _field(0.0, "snapshot loss: mix this much of a real-valued teacher's "
+                            "softened prediction into each image's target (0: off; the "
+                            f"teacher, a 784-{TEACHER_HIDDEN}-10 ReLU network, is trained "
+                            "first)",
+                            _interval("[0, 1)"), recorded=False)
+    distill_temperature: float = _field(3.0, "softmax temperature of the teacher's logits "
+                                        "(with --distill)", _POSITIVE,
+                                        recorded=lambda config: config.distill > 0)
     shift: int = _field(0, "largest random shift of training images, in pixels",
                         _integers(0, 4))
     seed: int = _field(0, "seed of every random draw (initialisation, order, shifts, flips, "
@@ -165,8 +174,9 @@ class TrainConfig:
             if option.check and not option.check[0](value):
                 shown = list(value) if isinstance(value, tuple) else value
                 raise UserError(option.check[1].format(flag=flag, value=shown))
-        if self.dropout and self.loss != "snapshot":
-            raise UserError("--dropout needs --loss snapshot")
+        for name in ("dropout", "distill"):
+            if getattr(self, name) and self.loss != "snapshot":
+                raise UserError(f"{option_flag(name)} needs --loss snapshot")
         if self.train_subset and self.train_subset < self.batch_size:
             raise UserError(f"--train-subset {self.train_subset} is smaller than --batch-size "
                             f"{self.batch_size}")
@@ -238,4 +248,7 @@ class TrainConfig:
                 + (f", moving average of the latent values (decay {self.average}) deployed"
                    if self.average else "")
                 + (f", hidden spikes dropped with probability {self.dropout} in training"
-                   if self.dropout else ""))
+                   if self.dropout else "")
+                + (f", targets mixing {1 - self.distill:g} of the label with {self.distill:g} "
+                   f"of a 784-{TEACHER_HIDDEN}-10 ReLU teacher's softmax(logits / "
+                   f"{self.distill_temperature:g})" if self.distill else ""))

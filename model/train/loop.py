@@ -21,6 +21,7 @@ from .config import TrainConfig
 from .parameters import Parameters, adam_update, forward, init_parameters, to_network
 from .snapshot import snapshot_gradients
 from .spike_time import backward, effective_times, recruitment, spike_loss
+from .teacher import TEACHER_EPOCHS, TEACHER_HIDDEN, Teacher, soft_targets, train_teacher
 
 __all__ = ["train", "train_epoch", "evaluate", "validation_split", "checkpoint_history",
            "CHECKPOINT_NAME"]
@@ -54,9 +55,10 @@ def _cosine(progress):
     return 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
 
 
-def train_epoch(parameters, config, images, labels, rng, epoch, progress=None):
+def train_epoch(parameters, config, images, labels, rng, epoch, progress=None, teacher=None):
     """One pass over ``images`` in shuffled minibatches; returns the mean loss and the
-    running (exact, forward-pass) training accuracy."""
+    running (exact, forward-pass) training accuracy. ``teacher`` (with ``config.distill``)
+    softens the targets (:func:`.teacher.soft_targets`)."""
     n = images.shape[0]
     order = rng.permutation(n)
     n_batches = -(-n // config.batch_size)
@@ -69,8 +71,10 @@ def train_epoch(parameters, config, images, labels, rng, epoch, progress=None):
         states = forward(parameters, pixels, config.dropout, rng)
         correct += int(np.sum(decide(states[-1])[0] == labels[batch]))
         if config.loss == "snapshot":
+            targets = None if teacher is None else soft_targets(
+                teacher, pixels, labels[batch], config.distill, config.distill_temperature)
             loss, weight_grads, threshold_grads = snapshot_gradients(
-                parameters, states, labels[batch], config.beta, config.surrogate)
+                parameters, states, labels[batch], config.beta, config.surrogate, targets)
         else:
             times = effective_times(states[-1], config.potential_weight)
             loss, d_spikes = spike_loss(times, labels[batch], config.temperature,
@@ -89,8 +93,10 @@ def train_epoch(parameters, config, images, labels, rng, epoch, progress=None):
     return float(np.mean(losses)), correct / n
 
 
-def _save_checkpoint(path, parameters, config, epoch, history, best):
+def _save_checkpoint(path, parameters, config, epoch, history, best, teacher):
     arrays = parameters.arrays()
+    if teacher is not None:
+        arrays.update(teacher.arrays())
     arrays.update({
         "checkpoint_version": np.array(CHECKPOINT_VERSION),
         "epoch": np.array(epoch),
@@ -143,7 +149,7 @@ def _load_checkpoint(path, config):
             "layers": [(arrays[f"best_signs{k}"], arrays[f"best_thresholds{k}"])
                        for k in range(n_layers)]}
     return (Parameters.from_arrays(arrays, n_layers), int(arrays["epoch"]),
-            json.loads(str(arrays["history"])), best)
+            json.loads(str(arrays["history"])), best, Teacher.from_arrays(arrays))
 
 
 def train(config, run_dir, resume=False, stop_after=None, log=print, progress_bar=True,
@@ -168,7 +174,7 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
     run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINT_NAME
     if resume:
-        parameters, start_epoch, history, best = _load_checkpoint(checkpoint, config)
+        parameters, start_epoch, history, best, teacher = _load_checkpoint(checkpoint, config)
         log(f"resumed from {checkpoint} after epoch {start_epoch}")
     else:
         init_rng = np.random.default_rng([config.seed, 0])
@@ -182,6 +188,14 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
                 thresholds[:] = output_threshold if k == len(config.hidden) else hidden_threshold
         start_epoch, history = 0, []
         best = {"epoch": -1, "validation": -1.0, "layers": []}
+        teacher = None
+        if config.distill:
+            with tqdm(total=images.shape[0] * TEACHER_EPOCHS, desc="teacher", unit="img",
+                      disable=not progress_bar, leave=False, mininterval=2) as bar:
+                teacher = train_teacher(images, labels, np.random.default_rng([config.seed, 3]),
+                                        bar)
+            log(f"teacher 784-{TEACHER_HIDDEN}-10 (ReLU, {TEACHER_EPOCHS} epochs): validation "
+                f"{teacher.accuracy(val_images, val_labels):.4f}")
     end_epoch = config.epochs if stop_after is None else min(config.epochs,
                                                              start_epoch + stop_after)
     for epoch in range(start_epoch, end_epoch):
@@ -189,7 +203,8 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
         rng = np.random.default_rng([config.seed, 2, epoch])
         with tqdm(total=images.shape[0], desc=f"epoch {epoch + 1}/{config.epochs}",
                   unit="img", disable=not progress_bar, leave=False, mininterval=2) as bar:
-            loss, running = train_epoch(parameters, config, images, labels, rng, epoch, bar)
+            loss, running = train_epoch(parameters, config, images, labels, rng, epoch, bar,
+                                        teacher)
         train_seconds = time.monotonic() - started
         network = to_network(parameters.averaged() if config.average else parameters)
         train_figures = evaluate(network, images[eval_index], labels[eval_index])
@@ -212,7 +227,7 @@ def train(config, run_dir, resume=False, stop_after=None, log=print, progress_ba
             f"(lenient {val['lenient']:.4f})  mean step {val['mean_step']:.1f}  "
             f"no-fire {val['no_fire']:.4f}  silent hidden {silent}  "
             f"{train_seconds:.1f} s train, {seconds:.1f} s total")
-        _save_checkpoint(checkpoint, parameters, config, epoch + 1, history, best)
+        _save_checkpoint(checkpoint, parameters, config, epoch + 1, history, best, teacher)
         if on_epoch is not None:
             on_epoch(record)
     if best["epoch"] < 0:

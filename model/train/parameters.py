@@ -14,7 +14,7 @@ from ..inference import EventGroups, LayerResult, encode, layer_forward
 from ..network import MAX_STEP, NO_SPIKE, Layer, Network
 
 __all__ = ["Parameters", "LayerState", "init_parameters", "to_network", "adam_update",
-           "forward"]
+           "adam_step", "adam_correction", "forward"]
 
 
 @dataclasses.dataclass
@@ -126,22 +126,31 @@ def to_network(parameters, metadata=None):
     return Network(layers, metadata or {})
 
 
-def adam_update(parameters, weight_grads, threshold_grads, lr, threshold_lr,
-                beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_correction(step, beta1=0.9, beta2=0.999):
+    """Adam's bias correction of the step size at step ``step`` (counted from 1)."""
+    return np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+
+
+def adam_step(value, grad, m, v, rate, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam step of ``value`` in place, with its moments ``m`` and ``v``; ``rate`` is the
+    learning rate times :func:`adam_correction`."""
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    value -= rate * m / (np.sqrt(v) + eps)
+
+
+def adam_update(parameters, weight_grads, threshold_grads, lr, threshold_lr):
     """One Adam step on all layers; latent weights are clipped to ``[-1, 1]``."""
     parameters.step += 1
-    t = parameters.step
-    correction = np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    correction = adam_correction(parameters.step)
     for k in range(len(parameters.weights)):
         for name, value, grad, rate in (("w", parameters.weights[k], weight_grads[k], lr),
                                         ("t", parameters.thresholds[k], threshold_grads[k],
                                          threshold_lr)):
-            m, v = parameters.moments[f"m{name}{k}"], parameters.moments[f"v{name}{k}"]
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            value -= (rate * correction) * m / (np.sqrt(v) + eps)
+            adam_step(value, grad, parameters.moments[f"m{name}{k}"],
+                      parameters.moments[f"v{name}{k}"], rate * correction)
         np.clip(parameters.weights[k], -1, 1, out=parameters.weights[k])
         n_in = parameters.weights[k].shape[1]
         np.clip(parameters.thresholds[k], 0, n_in - 1, out=parameters.thresholds[k])

@@ -35,8 +35,11 @@ def _potential_at(state, image_step):
     return np.where(valid, values, 0).astype(np.float32)
 
 
-def snapshot_gradients(parameters, states, labels, beta, surrogate):
+def snapshot_gradients(parameters, states, labels, beta, surrogate, targets=None):
     """Loss and gradients of the snapshot loss: ``(loss, weight_grads, threshold_grads)``.
+
+    ``targets``, float ``(n, n_out)`` rows summing to 1, replaces the one-hot ``labels`` as
+    the distribution the cross-entropy pulls towards (distillation).
 
     The decision looks at the output potentials ``V`` at the crossing step ``k*`` of the
     earliest output spike (step 255 when none fires); the winner is their argmax (for equal
@@ -56,9 +59,11 @@ def snapshot_gradients(parameters, states, labels, beta, surrogate):
     logits -= logits.max(axis=1, keepdims=True)
     probabilities = np.exp(logits)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
-    loss = -float(np.mean(np.log(probabilities[np.arange(n), labels] + 1e-12)))
-    d_potential = probabilities
-    d_potential[np.arange(n), labels] -= 1
+    if targets is None:
+        targets = np.zeros_like(probabilities)
+        targets[np.arange(n), labels] = 1
+    loss = -float(np.sum(targets * np.log(probabilities + 1e-12)) / n)
+    d_potential = probabilities - targets
     d_potential *= beta / n
     n_layers = len(states)
     weight_grads, threshold_grads = [None] * n_layers, [None] * n_layers
