@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ class Environment:
     n: int | None
     predictions: Path | None
     summary: Path | None
+    progress: Path | None = None
 
     @property
     def params(self):
@@ -111,6 +113,7 @@ def load_environment():
     n = os.environ.get("BS4NN_N")
     predictions = os.environ.get("BS4NN_PREDICTIONS")
     summary = os.environ.get("BS4NN_SUMMARY")
+    progress = os.environ.get("BS4NN_PROGRESS")
     return Environment(
         network=Network.load(os.environ["BS4NN_NETWORK"]),
         design=json.loads(Path(os.environ["BS4NN_DESIGN"]).read_text()),
@@ -118,6 +121,7 @@ def load_environment():
         n=int(n) if n else None,
         predictions=Path(predictions) if predictions else None,
         summary=Path(summary) if summary else None,
+        progress=Path(progress) if progress else None,
     )
 
 
@@ -238,9 +242,12 @@ class StreamSink:
 
 
 class Scoreboard:
-    """Compares result words with expectations, in order, field by field with ``==``."""
+    """Compares result words with expectations, in order, field by field with ``==``.
 
-    def __init__(self, n_classes, log, max_reports=20):
+    With a ``progress`` path it writes there, at most once a second of wall time, how many
+    results it has received (``bs4nn sim`` draws its progress bar from it)."""
+
+    def __init__(self, n_classes, log, max_reports=20, progress=None):
         self.n_classes = n_classes
         self.word_bits = sum(width for _, width in packing.result_fields(n_classes))
         self.log = log
@@ -252,6 +259,8 @@ class Scoreboard:
         self.unexpected = 0
         self.done = Event()
         self.done.set()
+        self.progress = progress
+        self._progress_written = 0.0
 
     def expect(self, index, **fields):
         """Expect a result for image ``index`` with these field values (a subset is fine)."""
@@ -288,6 +297,9 @@ class Scoreboard:
             self.matched += 1
         if not self.expected:
             self.done.set()
+        if self.progress is not None and time.monotonic() - self._progress_written >= 1:
+            self.progress.write_text(str(len(self.results)))
+            self._progress_written = time.monotonic()
 
 
 class TB:
@@ -301,7 +313,7 @@ class TB:
         self.cycle = 0
         self.in_reset = True
         self.rng = random.Random(env.seed)
-        self.scoreboard = Scoreboard(env.network.n_classes, self.log)
+        self.scoreboard = Scoreboard(env.network.n_classes, self.log, progress=env.progress)
         self.source = StreamSource(dut.s_axis_tvalid, dut.s_axis_tready, dut.s_axis_tdata,
                                    dut.s_axis_tlast)
         self.sink = StreamSink(dut.m_axis_tvalid, dut.m_axis_tready, dut.m_axis_tdata,

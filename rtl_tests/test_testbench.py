@@ -4,6 +4,7 @@ checker must catch what they are there to catch, and the runner's plumbing must 
 import itertools
 import logging
 import random
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -69,6 +70,20 @@ def spiking():
 
 def _fake_tb(network, events):
     return SimpleNamespace(env=SimpleNamespace(network=network), events=events, log=LOG)
+
+
+def test_scoreboard_writes_its_progress_and_the_runner_draws_it(tmp_path, capfd):
+    progress = tmp_path / "progress"
+    board = Scoreboard(10, LOG, progress=progress)
+    for index in range(3):
+        board.expect(index)
+    board.receive(1, _word(10))
+    assert progress.read_text() == "1"
+    board.receive(2, _word(10))   # within a second of the last write: not written
+    assert progress.read_text() == "1"
+    with runner._progress_bar(progress, 3, "mnist_inference"):
+        time.sleep(1.5)
+    assert "1/3" in capfd.readouterr().err
 
 
 def test_hidden_spike_checker_accepts_the_golden_events(spiking):

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -281,6 +282,33 @@ def _make_flags(flags):
 
 
 @contextlib.contextmanager
+def _progress_bar(path, total, label):
+    """A progress bar on this process's stderr (as it is now, before any redirection) of the
+    results count the testbench writes to ``path``, polled each second."""
+    from tqdm import tqdm
+
+    stop = threading.Event()
+    with os.fdopen(os.dup(2), "w") as stream, tqdm(total=total, desc=label, unit="result",
+                                                    file=stream, mininterval=1,
+                                                    leave=False) as bar:
+        def poll():
+            while not stop.wait(1):
+                try:
+                    count = int(path.read_text())
+                except (FileNotFoundError, ValueError):   # not written yet, or mid-write
+                    continue
+                bar.update(count - bar.n)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+@contextlib.contextmanager
 def _redirected(path):
     """Send this process's stdout and stderr (and its children's) to ``path``."""
     sys.stdout.flush()
@@ -368,11 +396,12 @@ def _jsonable(value):
 
 
 def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=None,
-             quiet=False):
+             quiet=False, progress=False):
     """Run the testbench ``name`` (a key of :data:`TESTS`) on a prepared build.
 
     ``extra`` adds ``BS4NN_*`` variables. The simulator's output goes to ``sim.log`` in the
-    test's folder when ``quiet``. Returns an :class:`Outcome`.
+    test's folder when ``quiet``; ``progress`` draws a bar of the results received (out of
+    ``n``) on stderr meanwhile. Returns an :class:`Outcome`.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -387,7 +416,7 @@ def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=N
         share()
         test_dir = build.directory / label
         test_dir.mkdir(exist_ok=True)
-        for stale in ("summary.json", "results.xml"):
+        for stale in ("summary.json", "results.xml", "progress"):
             (test_dir / stale).unlink(missing_ok=True)
         env = {
             "BS4NN_NETWORK": str(build.network_path),
@@ -395,6 +424,7 @@ def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=N
             "BS4NN_SEED": str(seed),
             "BS4NN_TEST_NAME": name,
             "BS4NN_SUMMARY": str(test_dir / "summary.json"),
+            "BS4NN_PROGRESS": str(test_dir / "progress"),
             "PYTHONWARNINGS": "ignore::DeprecationWarning",
         }
         if n is not None:
@@ -408,6 +438,8 @@ def run_test(build, name, *, seed, n=None, predictions=None, extra=None, label=N
             plusargs.append(f"+dumpfile_path={test_dir / 'bs4nn.fst'}")
         results = test_dir / "results.xml"
         with contextlib.ExitStack() as stack:
+            if progress:
+                stack.enter_context(_progress_bar(test_dir / "progress", n, label))
             if quiet:
                 stack.enter_context(_redirected(test_dir / "sim.log"))
             with contextlib.suppress(SystemExit):

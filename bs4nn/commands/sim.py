@@ -134,7 +134,8 @@ def run(args):
     build = runner.prepare_build(network, config, weights=weights, build_root=args.build_dir)
     started = time.monotonic()
     outcome = runner.run_test(build, args.test, seed=seed, n=args.n,
-                              predictions=args.predictions, quiet=not args.verbose)
+                              predictions=args.predictions, quiet=not args.verbose,
+                              progress=not args.verbose)
     elapsed = time.monotonic() - started
     print(_describe(args.test, outcome))
     if not outcome.passed and not args.verbose:
