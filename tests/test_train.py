@@ -193,30 +193,37 @@ def test_moving_averages_follow_their_parameters():
         [784, 40, 10], images[:100], np.random.default_rng(0)).arrays(), 2).averages is None
 
 
-def test_teacher_learns_and_softens_the_targets():
+def test_teacher_learns_and_softens_its_predictions():
     images, labels = data.load("mnist", "train")
     teacher = train.train_teacher(images[:2000], labels[:2000], np.random.default_rng(0))
     val_images, val_labels = data.load("mnist", "validation")
     assert teacher.accuracy(val_images[:1000], val_labels[:1000]) > 0.8
-    targets = train.soft_targets(teacher, images[:50], labels[:50], 0.3, 3.0)
-    np.testing.assert_allclose(targets.sum(axis=1), 1, rtol=1e-5)
-    assert np.all(targets[np.arange(50), labels[:50]] >= 0.7)
-    assert np.all((targets > 0) & (targets < 1))
+    sharp, soft = (train.soft_predictions(teacher, images[:50], t) for t in (1.0, 3.0))
+    np.testing.assert_allclose(soft.sum(axis=1), 1, rtol=1e-5)
+    assert np.all(soft.max(axis=1) <= sharp.max(axis=1))
     restored = train.Teacher.from_arrays(teacher.arrays())
     np.testing.assert_array_equal(restored.logits(images[:5]), teacher.logits(images[:5]))
     assert train.Teacher.from_arrays({}) is None
 
 
-def test_one_hot_targets_are_the_labels():
+def test_distillation_weights_the_two_losses():
+    """Weight 0 is the plain loss; weight 1 at temperature 1 with one-hot predictions too."""
     images, labels = data.load("mnist", "train")
     parameters = train.init_parameters([784, 40, 10], images[:100], np.random.default_rng(0))
     states = train.forward(parameters, images[:60])
     plain = train.snapshot_gradients(parameters, states, labels[:60], 0.25, 3.0)
     one_hot = np.eye(10, dtype=np.float32)[labels[:60]]
-    given = train.snapshot_gradients(parameters, states, labels[:60], 0.25, 3.0, one_hot)
-    assert given[0] == pytest.approx(plain[0])
-    for first, second in zip(plain[1], given[1], strict=True):
-        np.testing.assert_array_equal(first, second)
+    rng = np.random.default_rng(1)
+    other = rng.dirichlet(np.ones(10), size=60).astype(np.float32)
+    for soft, weight, temperature in ((other, 0.0, 3.0), (one_hot, 1.0, 1.0)):
+        distilled = train.snapshot_gradients(parameters, states, labels[:60], 0.25, 3.0, soft,
+                                             weight, temperature)
+        assert distilled[0] == pytest.approx(plain[0], rel=1e-5)
+        for first, second in zip(plain[1], distilled[1], strict=True):
+            np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-7)
+    halfway = train.snapshot_gradients(parameters, states, labels[:60], 0.25, 3.0, other,
+                                       0.5, 2.0)
+    assert halfway[0] != pytest.approx(plain[0])
 
 
 @pytest.mark.parametrize("extra", [[], ["--average", "0.9"], ["--distill", "0.5"]],

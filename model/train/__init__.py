@@ -29,11 +29,11 @@ from .parameters import LayerState, Parameters, adam_update, forward, init_param
 from .pipeline import train_and_save
 from .snapshot import snapshot_gradients
 from .spike_time import backward, effective_times, near_misses, recruitment, spike_loss
-from .teacher import Teacher, soft_targets, train_teacher
+from .teacher import Teacher, soft_predictions, train_teacher
 
 __all__ = ["TrainConfig", "Option", "option_flag", "DEFAULT_HIDDEN", "Parameters",
            "LayerState", "init_parameters", "to_network", "adam_update", "forward",
            "snapshot_gradients", "effective_times", "spike_loss", "recruitment", "near_misses",
            "backward", "shift_images", "flip_images", "calibrate_output_thresholds", "evaluate",
            "train_epoch", "train", "plot_curves", "train_and_save", "CHECKPOINT_NAME",
-           "Teacher", "train_teacher", "soft_targets"]
+           "Teacher", "train_teacher", "soft_predictions"]

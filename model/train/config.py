@@ -115,13 +115,12 @@ class TrainConfig:
                             "latent weights and thresholds, with this decay per minibatch "
                             "(0: off, the latent values themselves)", _interval("[0, 1)"),
                             recorded=False)
-    distill: float = _field(0.0, "snapshot loss: mix this much of a real-valued teacher's "
-                            "softened prediction into each image's target (0: off; the "
-                            f"teacher, a 784-{TEACHER_HIDDEN}-10 ReLU network, is trained "
-                            "first)",
+    distill: float = _field(0.0, "snapshot loss: weight of the distillation from a "
+                            f"real-valued teacher, a 784-{TEACHER_HIDDEN}-10 ReLU network "
+                            "trained first (0: off)",
                             _interval("[0, 1)"), recorded=False)
-    distill_temperature: float = _field(3.0, "softmax temperature of the teacher's logits "
-                                        "(with --distill)", _POSITIVE,
+    distill_temperature: float = _field(3.0, "temperature of the distillation (with "
+                                        "--distill)", _POSITIVE,
                                         recorded=lambda config: config.distill > 0)
     shift: int = _field(0, "largest random shift of training images, in pixels",
                         _integers(0, 4))
@@ -249,6 +248,6 @@ class TrainConfig:
                    if self.average else "")
                 + (f", hidden spikes dropped with probability {self.dropout} in training"
                    if self.dropout else "")
-                + (f", targets mixing {1 - self.distill:g} of the label with {self.distill:g} "
-                   f"of a 784-{TEACHER_HIDDEN}-10 ReLU teacher's softmax(logits / "
-                   f"{self.distill_temperature:g})" if self.distill else ""))
+                + (f", distilled from a 784-{TEACHER_HIDDEN}-10 ReLU teacher (weight "
+                   f"{self.distill:g}, temperature {self.distill_temperature:g})"
+                   if self.distill else ""))

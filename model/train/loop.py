@@ -21,7 +21,7 @@ from .config import TrainConfig
 from .parameters import Parameters, adam_update, forward, init_parameters, to_network
 from .snapshot import snapshot_gradients
 from .spike_time import backward, effective_times, recruitment, spike_loss
-from .teacher import TEACHER_EPOCHS, TEACHER_HIDDEN, Teacher, soft_targets, train_teacher
+from .teacher import TEACHER_EPOCHS, TEACHER_HIDDEN, Teacher, soft_predictions, train_teacher
 
 __all__ = ["train", "train_epoch", "evaluate", "validation_split", "checkpoint_history",
            "CHECKPOINT_NAME"]
@@ -58,7 +58,7 @@ def _cosine(progress):
 def train_epoch(parameters, config, images, labels, rng, epoch, progress=None, teacher=None):
     """One pass over ``images`` in shuffled minibatches; returns the mean loss and the
     running (exact, forward-pass) training accuracy. ``teacher`` (with ``config.distill``)
-    softens the targets (:func:`.teacher.soft_targets`)."""
+    distils the loss (:mod:`.teacher`)."""
     n = images.shape[0]
     order = rng.permutation(n)
     n_batches = -(-n // config.batch_size)
@@ -71,10 +71,11 @@ def train_epoch(parameters, config, images, labels, rng, epoch, progress=None, t
         states = forward(parameters, pixels, config.dropout, rng)
         correct += int(np.sum(decide(states[-1])[0] == labels[batch]))
         if config.loss == "snapshot":
-            targets = None if teacher is None else soft_targets(
-                teacher, pixels, labels[batch], config.distill, config.distill_temperature)
+            soft = None if teacher is None else soft_predictions(teacher, pixels,
+                                                                 config.distill_temperature)
             loss, weight_grads, threshold_grads = snapshot_gradients(
-                parameters, states, labels[batch], config.beta, config.surrogate, targets)
+                parameters, states, labels[batch], config.beta, config.surrogate, soft,
+                config.distill, config.distill_temperature)
         else:
             times = effective_times(states[-1], config.potential_weight)
             loss, d_spikes = spike_loss(times, labels[batch], config.temperature,

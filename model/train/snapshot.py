@@ -9,7 +9,13 @@ import numpy as np
 
 from ..network import MAX_STEP, NO_SPIKE
 
-__all__ = ["snapshot_gradients"]
+__all__ = ["snapshot_gradients", "softmax"]
+
+
+def softmax(logits):
+    """Row-wise softmax of ``(n, k)`` logits."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def _potential_at(state, image_step):
@@ -35,11 +41,14 @@ def _potential_at(state, image_step):
     return np.where(valid, values, 0).astype(np.float32)
 
 
-def snapshot_gradients(parameters, states, labels, beta, surrogate, targets=None):
+def snapshot_gradients(parameters, states, labels, beta, surrogate, soft=None, weight=0.0,
+                       temperature=1.0):
     """Loss and gradients of the snapshot loss: ``(loss, weight_grads, threshold_grads)``.
 
-    ``targets``, float ``(n, n_out)`` rows summing to 1, replaces the one-hot ``labels`` as
-    the distribution the cross-entropy pulls towards (distillation).
+    With a teacher's ``soft`` predictions (float ``(n, n_out)``, its softmax at
+    ``temperature``), the loss is distilled as in Hinton et al. (2015): ``1 - weight`` of the
+    cross-entropy with the labels plus ``weight · temperature²`` of the cross-entropy of
+    ``softmax(beta V / temperature)`` with ``soft``.
 
     The decision looks at the output potentials ``V`` at the crossing step ``k*`` of the
     earliest output spike (step 255 when none fires); the winner is their argmax (for equal
@@ -56,14 +65,15 @@ def snapshot_gradients(parameters, states, labels, beta, surrogate, targets=None
     decision = np.minimum(output.spike_times.min(axis=1).astype(np.int64) - 1, MAX_STEP)
     potential = _potential_at(output, decision)
     logits = beta * potential
-    logits -= logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(logits)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    if targets is None:
-        targets = np.zeros_like(probabilities)
-        targets[np.arange(n), labels] = 1
-    loss = -float(np.sum(targets * np.log(probabilities + 1e-12)) / n)
-    d_potential = probabilities - targets
+    probabilities = softmax(logits)
+    loss = -float(np.mean(np.log(probabilities[np.arange(n), labels] + 1e-12)))
+    d_potential = probabilities
+    d_potential[np.arange(n), labels] -= 1
+    if soft is not None:
+        softened = softmax(logits / temperature)
+        soft_loss = -float(np.sum(soft * np.log(softened + 1e-12)) / n)
+        loss = (1 - weight) * loss + weight * temperature ** 2 * soft_loss
+        d_potential = (1 - weight) * d_potential + weight * temperature * (softened - soft)
     d_potential *= beta / n
     n_layers = len(states)
     weight_grads, threshold_grads = [None] * n_layers, [None] * n_layers

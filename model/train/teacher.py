@@ -1,10 +1,11 @@
 """A real-valued teacher for distillation: a 784-1000-10 ReLU network trained first.
 
-With ``--distill A`` the snapshot loss's target for each image is ``(1 - A)`` of its label
-plus ``A`` of the teacher's softened prediction (``softmax(logits / T)``) on the same
-(shifted, flipped) pixels, so the binary network also learns which wrong classes are near.
-The teacher only shapes the targets: the deployed network is the student's signs and integer
-thresholds, as without it.
+With ``--distill A`` the snapshot loss is distilled (Hinton et al., 2015): ``1 - A`` of the
+cross-entropy with the label plus ``A · T²`` of the cross-entropy between the teacher's
+softened prediction (``softmax(logits / T)``, on the same shifted and flipped pixels) and the
+student's output potentials softened alike, so the binary network also learns which wrong
+classes are near. The teacher only shapes the loss: the deployed network is the student's
+signs and integer thresholds, as without it.
 """
 
 import dataclasses
@@ -12,8 +13,9 @@ import dataclasses
 import numpy as np
 
 from .parameters import adam_correction, adam_step
+from .snapshot import softmax
 
-__all__ = ["Teacher", "train_teacher", "soft_targets", "TEACHER_HIDDEN", "TEACHER_EPOCHS"]
+__all__ = ["Teacher", "train_teacher", "soft_predictions", "TEACHER_HIDDEN", "TEACHER_EPOCHS"]
 
 TEACHER_HIDDEN = 1000
 TEACHER_EPOCHS = 12
@@ -71,7 +73,7 @@ def train_teacher(images, labels, rng, progress=None):
             batch = order[start:start + TEACHER_BATCH]
             x = images[batch].astype(np.float32) / 255
             hidden = np.maximum(x @ teacher.w1 + teacher.b1, 0)
-            d_logits = _softmax(hidden @ teacher.w2 + teacher.b2)
+            d_logits = softmax(hidden @ teacher.w2 + teacher.b2)
             d_logits[np.arange(batch.size), labels[batch]] -= 1
             d_logits /= batch.size
             d_hidden = (d_logits @ teacher.w2.T) * (hidden > 0)
@@ -86,15 +88,7 @@ def train_teacher(images, labels, rng, progress=None):
     return teacher
 
 
-def soft_targets(teacher, pixels, labels, weight, temperature):
-    """The targets of a minibatch: ``(1 - weight)`` of the one-hot labels plus ``weight`` of
-    the teacher's ``softmax(logits / temperature)``; float32 ``(n, 10)``."""
-    targets = weight * _softmax(teacher.logits(pixels) / temperature)
-    targets[np.arange(labels.size), labels] += 1 - weight
-    return targets
-
-
-def _softmax(logits):
-    logits = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+def soft_predictions(teacher, pixels, temperature):
+    """The teacher's ``softmax(logits / temperature)`` of uint8 ``pixels``; float32
+    ``(n, 10)``."""
+    return softmax(teacher.logits(pixels) / temperature)
