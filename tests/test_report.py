@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from bs4nn.sim import implement, report
+from bs4nn.sim import implement, placement, report
 from bs4nn.sim.stimulus import random_images, random_network
 
 
@@ -36,6 +36,19 @@ def test_markdown_table_has_a_column_per_figure_present():
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("tools")
+@pytest.mark.parametrize("cell, part", [
+    ("core.scheduler.links3.0.0_DIA8_LUT4_Z", "scheduler: walkers"),
+    ("core.scheduler.rsel_replica0_TRELLIS_FF_Q", "scheduler: walkers"),
+    ("core.scheduler.chunks1_TRELLIS_FF_Q_4", "scheduler: step finder"),
+    ("core.scheduler.s2_rows1_TRELLIS_FF_Q_197", "scheduler: loader and other"),
+    ("core.event_layer.acc12_CCU2C_S0", "hidden layer"),
+    ("core.output_layer.sums3_LUT4_Z", "output layer"),
+    ("m_axis_tdata_TRELLIS_FF_Q_1", "ports, framing, result queue, other"),
+])
+def test_cells_are_sorted_into_the_parts_of_the_design(cell, part):
+    assert placement.part_of(cell) == part
+
+
 def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkeypatch):
     seed = 5
     print(f"seed {seed}")
@@ -53,6 +66,12 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     # The 256 x 64 weight ROM (two banks) is in block RAM, and the table says so.
     assert row["weight_dp16kd"] >= 1
     assert row["weights_in"] == f"{row['weight_dp16kd']} DP16KD"
+    # Every placed cell has a site on the die and a part of the design; the picture is drawn.
+    sites = placement.cell_sites(tmp_path / "routed.json")
+    assert len(sites) > row["lut4"] // 2
+    parts = {placement.part_of(name) for name, *_ in sites}
+    assert {"hidden layer", "output layer", "scheduler: walkers"} <= parts
+    assert (tmp_path / "placement.png").stat().st_size > 10_000
 
     def no_tools(*args, **kwargs):
         raise AssertionError("the tools ran again for an unchanged design")
