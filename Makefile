@@ -23,7 +23,7 @@ DATASET ?= mnist
 # The recipes of the shipped networks (see README, "Shipped networks").
 TRAIN_FLAGS_mnist := --epochs 50 --lr 0.003 --threshold-lr 0 --shift 1
 TRAIN_FLAGS_fashion-mnist := --epochs 18 --lr 0.003 --threshold-lr 0 --shift 0 \
-	--initial-thresholds 60 15 --surrogate 10 --calibrate-split validation
+	--initial-thresholds 60 15 --surrogate 10 --calibrate-split validation --average 0.999
 TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(DATASET))
 JOBS ?= auto
 SPACE ?= sweeps/fashion-mnist.toml
