@@ -4,8 +4,9 @@
 carries its site in ``NEXTPNR_BEL``) and nextpnr's report (``--report pnr.json``) and draws
 two maps of the die: each cell as a dot coloured by the part of the design it belongs to
 (:data:`PARTS`, matched on its name), and the logic cells per tile with the critical path
-drawn over it. Crowded corners are where ``router2`` runs out of wires and where a path's
-routing delay comes from.
+drawn over it; with the heat maps of ``--router2-heatmap``, a third map: the wires ``router2``
+found overused in its first iteration, per tile. Crowded corners are where ``router2`` runs
+out of wires and where a path's routing delay comes from.
 """
 
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PARTS", "part_of", "cell_sites", "plot_placement"]
+__all__ = ["PARTS", "part_of", "cell_sites", "congestion", "plot_placement"]
 
 #: The parts of the design, as ``(label, regular expression on the cell name)``; a cell
 #: belongs to the first part whose expression matches.
@@ -52,8 +53,17 @@ def cell_sites(routed_json):
     return sites
 
 
-def plot_placement(routed_json, report_json, path, title=""):
-    """Draw the two maps of :mod:`this module <.placement>` into the PNG ``path``."""
+def congestion(heatmap_csv):
+    """``router2``'s overused wires per tile, ``(rows Y, columns X)``, from one of the files
+    ``--router2-heatmap PREFIX`` writes (``PREFIX_congestion_by_coordinate_N.csv``: one line
+    per column X, each ending in a comma)."""
+    lines = Path(heatmap_csv).read_text().split()
+    return np.array([[int(v) for v in line.split(",") if v] for line in lines]).T
+
+
+def plot_placement(routed_json, report_json, path, title="", heatmap_csv=None):
+    """Draw the maps of :mod:`this module <.placement>` into the PNG ``path``; with
+    ``heatmap_csv`` (:func:`congestion`) a third map, of ``router2``'s congestion."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,7 +74,9 @@ def plot_placement(routed_json, report_json, path, title=""):
     width = max(x for *_, x, _ in sites) + 2
     height = max(y for *_, y in sites) + 2
     rng = np.random.default_rng(0)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(15, 6.2))
+    panels = 3 if heatmap_csv else 2
+    figure, axes_list = plt.subplots(1, panels, figsize=(7.5 * panels, 6.2))
+    left, right = axes_list[:2]
     by_part = Counter(part_of(name) for name, *_ in sites)
     for index, (label, _) in enumerate(PARTS):
         points = np.array([(x, y) for name, _, x, y in sites if part_of(name) == label])
@@ -101,7 +113,17 @@ def plot_placement(routed_json, report_json, path, title=""):
                         f"{routing:.1f} of it routing) in cyan")
     else:
         right.set_title("logic cells per tile")
-    for axes in (left, right):
+    if heatmap_csv:
+        overused = congestion(heatmap_csv)
+        shown = axes_list[2].imshow(overused, origin="upper", cmap="magma",
+                                    interpolation="nearest",
+                                    extent=(-0.5, overused.shape[1] - 0.5,
+                                            overused.shape[0] - 0.5, -0.5))
+        figure.colorbar(shown, ax=axes_list[2], fraction=0.035, label="overused wires")
+        iteration = Path(heatmap_csv).stem.rsplit("_", 1)[-1]
+        axes_list[2].set_title(f"router2's iteration {iteration}: {int(overused.sum()):,} "
+                               f"overused wires")
+    for axes in axes_list:
         axes.set_xlim(-1, width)
         axes.set_ylim(height, -1)
         axes.set_aspect("equal")

@@ -10,7 +10,8 @@ iCEBreaker board build (:mod:`bs4nn.sim.bitstream`: the accelerator behind the U
 Yosys's iCE40 cells, nextpnr-ice40's placed logic cells and Fmax.
 :func:`write_report` writes ``report.md``, ``report.json``, ``cycles_vs_lanes.png`` and
 ``pareto.png`` to the output folder, and each ECP5 configuration's folder gets
-``placement.png`` (:mod:`.placement`: where the cells went, the critical path over them).
+``placement.png`` (:mod:`.placement`: where the cells went, the critical path over them,
+where ``router2`` found its wires overused).
 
 The configurations run as Ray tasks, one CPU each: on a Ray started on this machine, or on
 an existing cluster (whose nodes must all see the output folder, where each configuration's
@@ -184,7 +185,8 @@ def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, w
         row.update(implement.synth_ecp5(verilog, work_dir))
         row.update(implement.place_and_route_ecp5(work_dir, frequency))
         placement.plot_placement(work_dir / "routed.json", work_dir / "pnr.json",
-                                 work_dir / "placement.png", work_dir.name)
+                                 work_dir / "placement.png", work_dir.name,
+                                 work_dir / "router2_congestion_by_coordinate_1.csv")
         if xilinx:
             row.update(implement.synth_xilinx(verilog, work_dir))
         row["weights_in"] = _weights_in(network, row, [("weight_dp16kd", "DP16KD")])
