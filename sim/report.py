@@ -186,7 +186,7 @@ def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, w
         row.update(implement.place_and_route_ecp5(work_dir, frequency))
         placement.plot_placement(work_dir / "routed.json", work_dir / "pnr.json",
                                  work_dir / "placement.png", work_dir.name,
-                                 work_dir / "router2_congestion_by_coordinate_1.csv")
+                                 work_dir / "router2" / "router2_congestion_by_coordinate_1.csv")
         if xilinx:
             row.update(implement.synth_xilinx(verilog, work_dir))
         row["weights_in"] = _weights_in(network, row, [("weight_dp16kd", "DP16KD")])

@@ -71,7 +71,7 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     assert len(sites) > row["lut4"] // 2
     parts = {placement.part_of(name) for name, *_ in sites}
     assert {"hidden layer", "output layer", "scheduler: walkers"} <= parts
-    overused = placement.congestion(tmp_path / "router2_congestion_by_coordinate_1.csv")
+    overused = placement.congestion(tmp_path / "router2" / "router2_congestion_by_coordinate_1.csv")
     assert overused.shape == (97, 128) and overused.sum() > 0   # the LFE5U-85F's tiles
     assert (tmp_path / "placement.png").stat().st_size > 10_000
 
