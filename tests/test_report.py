@@ -34,8 +34,6 @@ def test_markdown_table_has_a_column_per_figure_present():
     ]
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("tools")
 @pytest.mark.parametrize("cell, part", [
     ("core.scheduler.links3.0.0_DIA8_LUT4_Z", "scheduler: walkers"),
     ("core.scheduler.rsel_replica0_TRELLIS_FF_Q", "scheduler: walkers"),
@@ -49,6 +47,8 @@ def test_cells_are_sorted_into_the_parts_of_the_design(cell, part):
     assert placement.part_of(cell) == part
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("tools")
 def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkeypatch):
     seed = 5
     print(f"seed {seed}")
