@@ -31,8 +31,9 @@ PARTS = (
 )
 _PART_PATTERNS = [(label, re.compile(pattern)) for label, pattern in PARTS]
 _SITE = re.compile(r"X(\d+)/Y(\d+)")
-#: Cell types counted as logic in the density map.
-LOGIC_TYPES = ("TRELLIS_COMB", "TRELLIS_FF", "TRELLIS_RAMW", "LUT4", "CCU2C")
+#: Cell types counted as logic in the density map (nextpnr's packed cells: a LUT or carry
+#: half-slice, a flip-flop, a LUT RAM's write port).
+LOGIC_TYPES = ("TRELLIS_COMB", "TRELLIS_FF", "TRELLIS_RAMW")
 
 
 def part_of(cell_name):
@@ -77,9 +78,11 @@ def plot_placement(routed_json, report_json, path, title="", heatmap_csv=None):
     panels = 3 if heatmap_csv else 2
     figure, axes_list = plt.subplots(1, panels, figsize=(7.5 * panels, 6.2))
     left, right = axes_list[:2]
-    by_part = Counter(part_of(name) for name, *_ in sites)
+    parts = [part_of(name) for name, *_ in sites]
+    by_part = Counter(parts)
     for index, (label, _) in enumerate(PARTS):
-        points = np.array([(x, y) for name, _, x, y in sites if part_of(name) == label])
+        points = np.array([(x, y) for (*_, x, y), part in zip(sites, parts, strict=True)
+                           if part == label])
         if points.size == 0:
             continue
         jitter = rng.uniform(-0.4, 0.4, points.shape)
@@ -102,13 +105,12 @@ def plot_placement(routed_json, report_json, path, title="", heatmap_csv=None):
     critical = [p for p in report.get("critical_paths", [])
                 if "<async>" not in (p["from"], p["to"])]   # register to register
     if critical:
-        worst = max(critical, key=lambda p: sum(step["delay"] for step in p["path"]))
-        locations = [worst["path"][0]["from"]["loc"]] + [step["to"]["loc"]
-                                                         for step in worst["path"]]
+        total, worst = max(((sum(step["delay"] for step in p["path"]), p["path"])
+                            for p in critical), key=lambda pair: pair[0])
+        locations = [worst[0]["from"]["loc"]] + [step["to"]["loc"] for step in worst]
         xs, ys = np.array(locations, dtype=float).T
         right.plot(xs, ys, "-o", color="cyan", markersize=3, linewidth=1.2)
-        total = sum(step["delay"] for step in worst["path"])
-        routing = sum(step["delay"] for step in worst["path"] if step["type"] == "routing")
+        routing = sum(step["delay"] for step in worst if step["type"] == "routing")
         right.set_title(f"logic cells per tile; the critical path ({total:.1f} ns, "
                         f"{routing:.1f} of it routing) in cyan")
     else:
