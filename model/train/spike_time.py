@@ -27,6 +27,7 @@ spiking just after the neuron.
 import numpy as np
 
 from ..network import NO_SPIKE
+from .snapshot import softmax
 
 __all__ = ["effective_times", "spike_loss", "recruitment", "near_misses", "backward"]
 
@@ -45,10 +46,7 @@ def spike_loss(spike_times, labels, temperature, margin=0.0):
     n = labels.size
     spike_times = spike_times.astype(np.float64)
     spike_times[np.arange(n), labels] += margin
-    logits = -spike_times / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(logits)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    probabilities = softmax(-spike_times / temperature)
     loss = -np.mean(np.log(probabilities[np.arange(n), labels] + 1e-12))
     target = np.zeros_like(probabilities)
     target[np.arange(n), labels] = 1
