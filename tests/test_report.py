@@ -84,6 +84,17 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     # A different target frequency is a different run.
     with pytest.raises(AssertionError, match="ran again"):
         report.implement_configuration(network, 0, 4, 2, tmp_path, xilinx=True, frequency=100)
+    # So is another speed grade; the same netlist placed at grade 8, the fastest, closes faster.
+    with pytest.raises(AssertionError, match="ran again"):
+        report.implement_configuration(network, 0, 4, 2, tmp_path, xilinx=True, frequency=125,
+                                       device="ecp5-85f-8")
+    fastest = implement.place_and_route_ecp5(tmp_path, 125, speed_grade=8)
+    assert fastest["fmax_mhz"] > row["fmax_mhz"]
+
+
+def test_an_ecp5_speed_grade_outside_the_part_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"speed_grade must be one of \(6, 7, 8\), got 5"):
+        implement.place_and_route_ecp5(tmp_path, speed_grade=5)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -148,7 +159,8 @@ def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--device", "ice40-hx8k"], "--device must be one of ecp5-85f, ice40-up5k, got 'ice40-hx8k'"),
+    (["--device", "ice40-hx8k"],
+     "--device must be one of ecp5-85f, ecp5-85f-8, ice40-up5k, got 'ice40-hx8k'"),
     (["--device", "ice40-up5k", "--frequency", "0"], "--frequency must be positive, got 0"),
 ])
 def test_bad_device_options_are_one_line(tmp_path, capsys, arguments, message):

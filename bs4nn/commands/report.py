@@ -14,8 +14,10 @@ from .options import add_weights_argument
 def add_arguments(parser):
     add_weights_argument(parser)
     parser.add_argument("--device", default=report.DEFAULT_DEVICE,
-                        help=f"{' or '.join(report.DEVICES)} (default {report.DEFAULT_DEVICE}; "
-                             f"the iCE40UP5K is measured on the iCEBreaker board build)")
+                        help=f"{', '.join(report.DEVICES)} (default {report.DEFAULT_DEVICE}: "
+                             f"the LFE5U-85F at speed grade 6, the slowest; ecp5-85f-8 at 8, "
+                             f"the fastest; the iCE40UP5K is measured on the iCEBreaker board "
+                             f"build)")
     parser.add_argument("--lanes", type=int, nargs="+", default=None,
                         help="each at the first --pixels-per-beat (default: "
                              f"{' '.join(map(str, report.LANES))}; the UP5K: 8 at one pixel "
