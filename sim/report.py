@@ -42,6 +42,7 @@ COLUMNS = [
     ("cycles_per_image", "cycles/image"), ("images_per_s", "images/s"),
     ("images_per_s_per_lut", "images/s/LUT4"), ("xc7_lut", "xc7 LUT"), ("xc7_ff", "xc7 FF"),
     ("xc7_bram36", "xc7 BRAM36"), ("images_per_s_per_xc7_lut", "images/s/xc7 LUT"),
+    ("not_routed", "not routed"),
 ]
 
 
@@ -129,7 +130,8 @@ def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1
 def cache_key(design, xilinx, frequency, speed_grade=6):
     """What a configuration's saved ECP5 figures hold for: its Verilog and the tool settings."""
     return {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
-            "xilinx": xilinx, "frequency": frequency, "speed_grade": speed_grade}
+            "xilinx": xilinx, "frequency": frequency, "speed_grade": speed_grade,
+            "router2_patience": implement.ROUTER2_PATIENCE}
 
 
 def board_cache_key(plan, frequency, device):
@@ -190,9 +192,10 @@ def implement_configuration(network, lanes, pixels_per_beat, events_per_cycle, w
         verilog.write_text(design.verilog)
         row.update(implement.synth_ecp5(verilog, work_dir))
         row.update(implement.place_and_route_ecp5(work_dir, frequency, speed_grade=speed_grade))
-        placement.plot_placement(work_dir / "routed.json", work_dir / "pnr.json",
-                                 work_dir / "placement.png", work_dir.name,
-                                 work_dir / "router2" / "router2_congestion_by_coordinate_1.csv")
+        if "fmax_mhz" in row:   # routed
+            placement.plot_placement(
+                work_dir / "routed.json", work_dir / "pnr.json", work_dir / "placement.png",
+                work_dir.name, work_dir / "router2" / "router2_congestion_by_coordinate_1.csv")
         if xilinx:
             row.update(implement.synth_xilinx(verilog, work_dir))
         row["weights_in"] = _weights_in(network, row, [("weight_dp16kd", "DP16KD")])
@@ -311,6 +314,7 @@ def plot_pareto(rows, path):
 
     from .bench import ANCHORS
 
+    rows = [row for row in rows if "images_per_s" in row]   # routed
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         luts = _luts(row)
@@ -397,12 +401,12 @@ def write_report(network, images, out_dir, configurations, *, jobs=None, address
         row.setdefault("events_per_cycle", events)
         row["cycles_per_image"] = round(cycles_per_image(
             network, lanes, ppb, images, events, DEVICES[device].weight_storage), 1)
-        row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
-        if "lut4" in row:
-            row["images_per_s_per_lut"] = round(row["images_per_s"] / max(row["lut4"], 1), 1)
-        if "xc7_lut" in row:
-            row["images_per_s_per_xc7_lut"] = round(row["images_per_s"] / max(row["xc7_lut"], 1),
-                                                    1)
+        if "fmax_mhz" in row:   # else not routed
+            row["images_per_s"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_image"])
+            for luts, key in (("lut4", "images_per_s_per_lut"),
+                              ("xc7_lut", "images_per_s_per_xc7_lut")):
+                if luts in row:
+                    row[key] = round(row["images_per_s"] / max(row[luts], 1), 1)
         rows.append(row)
         tqdm.write(", ".join(f"{key} {value}" for key, value in row.items()))
     plot_pareto(rows, out_dir / "pareto.png")

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +93,27 @@ def test_small_design_goes_through_the_tools_and_is_then_reused(tmp_path, monkey
     assert fastest["fmax_mhz"] > row["fmax_mhz"]
 
 
+def test_router2_is_stopped_once_its_overused_wires_set_no_new_low(tmp_path, monkeypatch):
+    lines = [f"Info:     iter={i} wires=1000 overused={n} overuse={n} archfail=NA"
+             for i, n in enumerate([640, 190, 155, 175, 300, 155, 1300], start=1)]
+    assert implement.router2_stall("\n".join(lines[:5]), patience=3) is None
+    assert implement.router2_stall("\n".join(lines[:6]), patience=3) == {
+        "iteration": 6, "overused": 155, "fewest": 155, "fewest_at": 3}
+    assert implement.router2_stall("\n".join(lines), patience=5) is None
+    assert implement.router2_stall("Info: Routing globals...", patience=1) is None
+    # A watched command is stopped with the verdict; one left alone runs to its end.
+    monkeypatch.setattr(implement, "WATCH_SECONDS", 0.1)
+    script = ("import time\n"
+              "for i, n in enumerate([9, 5, 7, 8, 9, 9], 1):\n"
+              "    print(f'iter={i} wires=1 overused={n}', flush=True)\n"
+              "time.sleep(60)\n")
+    verdict = implement._run([sys.executable, "-c", script], tmp_path, "tool.log",
+                             watch=lambda text: implement.router2_stall(text, patience=4))
+    assert verdict == {"iteration": 6, "overused": 9, "fewest": 5, "fewest_at": 2}
+    assert implement._run([sys.executable, "-c", "print('done')"], tmp_path, "tool.log",
+                          watch=implement.router2_stall) is None
+
+
 def test_an_ecp5_speed_grade_outside_the_part_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"speed_grade must be one of \(6, 7, 8\), got 5"):
         implement.place_and_route_ecp5(tmp_path, speed_grade=5)
@@ -143,10 +165,21 @@ def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_
              "weights_in": "LUTs", "tool_seconds": 1.0,
              "key": report.cache_key(design, xilinx=False, frequency=125)}
     (work_dir / "row.json").write_text(json.dumps(saved))
-    rows = report.write_report(network, images, tmp_path / "report", [(16, 8, 1)], jobs=2,
-                               xilinx=False)
-    assert [(row["lanes"], row["lut4"], row["fmax_mhz"]) for row in rows] == [(16, 1234, 77.5)]
+    # A configuration router2 did not route has no Fmax and says why.
+    unrouted = {"lanes": 4, "pixels_per_beat": 8, "lut4": 2345, "ff": 678,
+                "not_routed": "router2 stopped at iteration 130", "weights_in": "LUTs",
+                "tool_seconds": 1.0, "key": report.cache_key(
+                    generate(network, lanes=4, pixels_per_beat=8), xilinx=False, frequency=125)}
+    (tmp_path / "report" / "lanes4_ppb8").mkdir()
+    (tmp_path / "report" / "lanes4_ppb8" / "row.json").write_text(json.dumps(unrouted))
+    rows = report.write_report(network, images, tmp_path / "report", [(16, 8, 1), (4, 8, 1)],
+                               jobs=2, xilinx=False)
+    assert [(row["lanes"], row["lut4"], row.get("fmax_mhz")) for row in rows] == [
+        (16, 1234, 77.5), (4, 2345, None)]
     assert rows[0]["events_per_cycle"] == 1
+    assert "images_per_s" in rows[0] and "images_per_s" not in rows[1]
+    table = (tmp_path / "report" / "report.md").read_text().splitlines()
+    assert table[-1].endswith("| – | router2 stopped at iteration 130 |")
     assert not (work_dir / "bs4nn.v").exists()  # written only when the tools run
     assert json.loads((tmp_path / "report" / "report.json").read_text())["rows"] == rows
     assert (tmp_path / "report" / "cycles_vs_lanes.png").read_bytes()[:4] == b"\x89PNG"
