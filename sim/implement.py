@@ -65,27 +65,35 @@ def _run(command, work_dir, log_name, watch=None):
     log = Path(work_dir) / log_name
     with open(log, "w") as f:
         process = subprocess.Popen(command, cwd=work_dir, stdout=f, stderr=subprocess.STDOUT)
-        while True:
-            try:
-                returncode = process.wait(timeout=WATCH_SECONDS if watch else None)
-                break
-            except subprocess.TimeoutExpired:
-                verdict = watch(log.read_text())
-                if verdict is not None:
-                    process.terminate()
-                    process.wait()
-                    return verdict
-    if returncode != 0:
+        try:
+            verdict = _watched(process, log, watch)
+        finally:
+            if process.poll() is None:   # stopped by the watch, or interrupted
+                process.terminate()
+                process.wait()
+    if verdict is None and process.returncode != 0:
         tail = log.read_text().strip().splitlines()[-3:]
         raise UserError(f"{command[0]} failed (see {log}): {' / '.join(tail)}")
-    return None
+    return verdict
 
 
-def router2_stall(log_text, patience=None):
+def _watched(process, log, watch):
+    """Waits for ``process``, reading ``log`` with ``watch`` every :data:`WATCH_SECONDS`;
+    returns the first verdict of ``watch``, or None once the process has ended."""
+    while True:
+        try:
+            process.wait(timeout=WATCH_SECONDS if watch else None)
+            return None
+        except subprocess.TimeoutExpired:
+            verdict = watch(log.read_text())
+            if verdict is not None:
+                return verdict
+
+
+def router2_stall(log_text, patience=ROUTER2_PATIENCE):
     """Where ``router2`` stands in a nextpnr log (``iteration``, ``overused`` wires and the
     ``fewest`` of them so far, at ``fewest_at``) once its overused wires have set no new low in
-    ``patience`` iterations (default :data:`ROUTER2_PATIENCE`), else None."""
-    patience = ROUTER2_PATIENCE if patience is None else patience
+    ``patience`` iterations, else None."""
     progress = [(int(iteration), int(overused)) for iteration, overused
                 in re.findall(r"iter=(\d+) wires=\d+ overused=(\d+)", log_text)]
     if not progress:
@@ -162,11 +170,11 @@ def place_and_route_ecp5(work_dir, frequency_mhz=125, seed=1, speed_grade=6):
         log_text = (Path(work_dir) / "nextpnr.log").read_text()
         placed = re.search(r"Max frequency for clock [^:]+: ([\d.]+) MHz", log_text)
         comb = re.search(r"TRELLIS_COMB:\s+(\d+)/", log_text)
-        return {"comb": int(comb[1]) if comb else 0, "not_routed": (
+        # (routing starts after packing and placement, which log both)
+        return {"comb": int(comb[1]), "not_routed": (
             f"router2 stopped at iteration {stall['iteration']} with {stall['overused']:,} "
             f"overused wires (the fewest, {stall['fewest']:,}, at iteration "
-            f"{stall['fewest_at']}); {float(placed[1]) if placed else 0:.1f} MHz estimated "
-            f"after placement")}
+            f"{stall['fewest_at']}); {float(placed[1]):.1f} MHz estimated after placement")}
     report = json.loads((Path(work_dir) / "pnr.json").read_text())
     fmax = min(clock["achieved"] for clock in report["fmax"].values())
     used = {name: value["used"] for name, value in report["utilization"].items()}
