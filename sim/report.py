@@ -131,7 +131,7 @@ def cache_key(design, xilinx, frequency, speed_grade=6):
     """What a configuration's saved ECP5 figures hold for: its Verilog and the tool settings."""
     return {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
             "xilinx": xilinx, "frequency": frequency, "speed_grade": speed_grade,
-            "router2_patience": implement.ROUTER2_PATIENCE}
+            "router2_patience": implement.ROUTER2_PATIENCE, "output_registers_folded": True}
 
 
 def board_cache_key(plan, frequency, device):
