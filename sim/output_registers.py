@@ -63,9 +63,15 @@ def _foldable(module, sinks, ram, side):
         if cell["type"] != "TRELLIS_FF" or port != "DI":
             return None
         if (cell["connections"]["CLK"] != clock or ff.get("CLKMUX") != "CLK"
-                or ff.get("REGSET") != "RESET" or cell["connections"].get("LSR") != ["0"]):
+                or ff.get("REGSET") != "RESET" or ff.get("GSR") != "DISABLED"
+                or ff.get("LSRMUX") != "LSR" or cell["connections"].get("LSR") != ["0"]):
             return None
-        enable = cell["connections"]["CE"][0] if ff["CEMUX"] == "CE" else "1"
+        if ff.get("CEMUX") == "CE":
+            enable = cell["connections"]["CE"][0]
+        elif ff.get("CEMUX", "").strip() == "1":
+            enable = "1"
+        else:
+            return None
         enables.add(enable)
         flip_flops[index] = name
     if not flip_flops or len(enables) != 1:

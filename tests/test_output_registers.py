@@ -14,9 +14,10 @@ from bs4nn.sim.output_registers import fold_output_registers
 CLOCK, ENABLE, OTHER_CLOCK = 2, 3, 4
 
 
-def _ff(data, q, clock=CLOCK, enable=ENABLE, regset="RESET", lsr="0"):
+def _ff(data, q, clock=CLOCK, enable=ENABLE, regset="RESET", lsr="0", cemux="CE",
+        lsrmux="LSR"):
     return {"type": "TRELLIS_FF",
-            "parameters": {"CEMUX": "CE", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR",
+            "parameters": {"CEMUX": cemux, "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": lsrmux,
                            "REGSET": regset},
             "port_directions": {"CLK": "input", "CE": "input", "LSR": "input", "DI": "input",
                                 "Q": "output"},
@@ -51,11 +52,21 @@ def test_the_flip_flops_of_a_read_port_become_its_output_register():
     assert ram["connections"]["DOB0"] == [20] and ram["connections"]["DOB1"] == [21]
 
 
+def test_flip_flops_without_an_enable_leave_the_output_register_always_enabled():
+    netlist = _netlist(cemux="1 ")
+    cells = netlist["modules"]["top"]["cells"]
+    cells["ff1"]["parameters"]["CEMUX"] = "1 "
+    assert fold_output_registers(netlist, "top") == 2
+    assert cells["ram"]["connections"]["OCEB"] == ["1"]
+
+
 @pytest.mark.parametrize("change", [
     {"clock": OTHER_CLOCK},          # another clock
     {"enable": OTHER_CLOCK},         # another enable than the other bit's flip-flop
     {"regset": "SET"},               # initial value 1
     {"lsr": 5},                      # a set or reset
+    {"cemux": "INV"},                # an inverted enable
+    {"lsrmux": "INV"},               # a set or reset that is always on
 ])
 def test_a_port_whose_flip_flops_differ_from_an_output_register_is_left(change):
     netlist = _netlist(**change)
