@@ -132,7 +132,7 @@ def synth_ecp5(verilog, work_dir, top="bs4nn"):
         "lutram": cells.get("TRELLIS_DPR16X4", 0),
         "ff": cells.get("TRELLIS_FF", 0) - folded,
         "dp16kd": cells.get("DP16KD", 0),
-        "weight_dp16kd": _block_rams_of(Path(work_dir) / "ecp5.json", WEIGHT_MEMORY),
+        "weight_dp16kd": _block_rams_of(netlist, WEIGHT_MEMORY),
     }
 
 
@@ -141,10 +141,9 @@ def synth_ecp5(verilog, work_dir, top="bs4nn"):
 WEIGHT_MEMORY = "event_layer.rom"
 
 
-def _block_rams_of(netlist_path, memory_name, cell_type="DP16KD"):
+def _block_rams_of(netlist, memory_name, cell_type="DP16KD"):
     """``cell_type`` cells that Yosys made from the memory ``memory_name`` (they are named
-    after it)."""
-    netlist = json.loads(Path(netlist_path).read_text())
+    after it) in the parsed JSON ``netlist``."""
     return sum(1 for module in netlist["modules"].values()
                for name, cell in module["cells"].items()
                if cell["type"] == cell_type and memory_name in name)
@@ -208,14 +207,15 @@ def ice40_cells(stat_json_path, netlist_path):
     """The iCE40 cell counts of a Yosys ``stat -json`` (SB_DFF counts every SB_DFF* kind), and
     the block RAMs of the first layer's weight memory in the netlist ``netlist_path``."""
     cells = _cell_counts(stat_json_path)
+    netlist = json.loads(Path(netlist_path).read_text())
     return {
         "sb_lut4": cells.get("SB_LUT4", 0),
         "sb_carry": cells.get("SB_CARRY", 0),
         "sb_dff": sum(count for name, count in cells.items() if name.startswith("SB_DFF")),
         "sb_ram40_4k": cells.get("SB_RAM40_4K", 0),
         "sb_spram256ka": cells.get("SB_SPRAM256KA", 0),
-        "weight_ram40_4k": _block_rams_of(netlist_path, WEIGHT_MEMORY, "SB_RAM40_4K"),
-        "weight_spram256ka": _block_rams_of(netlist_path, WEIGHT_MEMORY, "SB_SPRAM256KA"),
+        "weight_ram40_4k": _block_rams_of(netlist, WEIGHT_MEMORY, "SB_RAM40_4K"),
+        "weight_spram256ka": _block_rams_of(netlist, WEIGHT_MEMORY, "SB_SPRAM256KA"),
     }
 
 

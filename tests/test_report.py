@@ -12,16 +12,14 @@ from bs4nn.sim import implement, placement, report
 from bs4nn.sim.stimulus import random_images, random_network
 
 
-def test_weight_block_rams_are_counted_by_memory_name(tmp_path):
+def test_weight_block_rams_are_counted_by_memory_name():
     netlist = {"modules": {"bs4nn": {"cells": {
         "core.event_layer.rom.0.0": {"type": "DP16KD"},
         "core.event_layer.rom.1.0": {"type": "DP16KD"},
         "core.scheduler.heads0.0.0": {"type": "DP16KD"},
         "core.event_layer.rom_lut.0": {"type": "LUT4"},
     }}}}
-    path = tmp_path / "ecp5.json"
-    path.write_text(json.dumps(netlist))
-    assert implement._block_rams_of(path, implement.WEIGHT_MEMORY) == 2
+    assert implement._block_rams_of(netlist, implement.WEIGHT_MEMORY) == 2
 
 
 def test_markdown_table_has_a_column_per_figure_present():
