@@ -6,7 +6,7 @@ Pixel ``p`` spikes at step ``255 - p`` (the bitwise NOT of the 8-bit pixel); pix
 spike at step 255, where no hidden neuron can spike any more, so it is not stored at all.
 
 At one pixel per beat, one event per round and at least three lane groups the scheduler is
-built from the compact parts of :mod:`.compact_scheduler` (block RAM only, no bitmap search;
+built from the compact parts of :mod:`.compact_scheduler` (block RAM only, no step search;
 the same schedule formula with its own latencies). Otherwise it is four builders over one
 storage, each with its latencies as class constants that :attr:`EventScheduler.load_to_start`
 and the other schedule constants sum:
@@ -16,14 +16,15 @@ and the other schedule constants sum:
   ``pixels_per_beat`` positions ``k`` of a beat, a linked list per time step: ``head_k[step]``
   is the last beat whose pixel ``k`` spikes at ``step`` and the list's length,
   ``next_k[beat]`` links to the previous one, ``step_k[beat]`` is the step of the beat's pixel
-  ``k`` (255 when it is not stored), and the bitmap ``steps`` (256 bits) says which steps have
-  a list. Heads are never cleared: a head is one of the image's iff it names an earlier beat
-  of the image whose ``step_k`` is that step (a stale head fails the test, as the beat it
-  names is either not loaded yet or spikes at another step). A whole beat is inserted per
-  cycle, whatever its pixels.
-* :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: the bitmap is
-  read a 16-step chunk at a time, and the chunks' steps are queued in order (then the image's
-  end, a step-less entry); each queued
+  ``k`` (255 when it is not stored), and the step rows ``rows_k[chunk]`` (a 16-word LUT RAM
+  per position and bank) say at which steps of each 16-step chunk pixel ``k`` has a list, a
+  ``touched`` bit per chunk saying which words are the image's. Heads are never cleared: a
+  head is one of the image's iff it names an earlier beat of the image whose ``step_k`` is
+  that step (a stale head fails the test, as the beat it names is either not loaded yet or
+  spikes at another step). A whole beat is inserted per cycle, whatever its pixels.
+* :class:`StepFinder` keeps the next non-empty step ready in registers ``R``: the step rows
+  are read a 16-step chunk at a time (ORed over the positions), and the chunks' steps are
+  queued in order (then the image's end, a step-less entry); each queued
   step is *issued*: its heads are read from every position's head memory, the read is
   registered, then the positions that have a list there are found (step memory read and
   compare, into a register) and the prepared step goes into ``R``, or into a small FIFO
@@ -121,10 +122,21 @@ class _Storage:
             m.submodules[f"heads{k}"] = self.heads[k]
             m.submodules[f"links{k}"] = self.links[k]
             m.submodules[f"step_mem{k}"] = self.steps[k]
-        self.bitmaps = [Signal(N_STEPS, name=f"steps{b}") for b in range(2)]
-        # Per bank, the 16-step chunks of the bitmap that have a step (StepFinder.chunk_steps).
-        self.chunks = [Signal(N_STEPS // StepFinder.chunk_steps, name=f"chunks{b}")
-                       for b in range(2)]
+        # Per bank and position, the steps of the position's pixels as rows of a small LUT
+        # RAM (read asynchronously): word `c` has bit `i` set if the position's pixel of some
+        # beat spikes at step `StepFinder.chunk_steps * c + i`. A word is the image's only if
+        # its bit in `touched` is set (words are never cleared); `chunks` is the OR of the
+        # positions' `touched`, the 16-step chunks that have a step.
+        chunk_count = N_STEPS // StepFinder.chunk_steps
+        self.step_rows = [[Memory(shape=StepFinder.chunk_steps, depth=chunk_count, init=[],
+                                  attrs={"ram_style": "distributed"}) for k in range(ppb)]
+                          for b in range(2)]
+        self.touched = [[Signal(chunk_count, name=f"touched{b}_{k}") for k in range(ppb)]
+                        for b in range(2)]
+        for b in range(2):
+            for k in range(ppb):
+                m.submodules[f"chunks{b}_rows{k}"] = self.step_rows[b][k]
+        self.chunks = [Signal(chunk_count, name=f"chunks{b}") for b in range(2)]
         self.full = Signal(2)    # loaded, not yet finished by the walkers
         self.error = Signal(2)   # the frame in the bank was malformed
 
@@ -132,13 +144,13 @@ class _Storage:
 class BankLoader:
     """Writes framed beats into the bank being loaded, one beat per cycle.
 
-    Stage 0 (the beat is accepted) reads each position's head for its pixel's step, and
-    decodes each stored pixel's step into two one-hot halves; stage 1 writes the beat's steps,
-    reads the step memory at the head it read, and ANDs the halves into one-hot rows, ORed per
-    :attr:`rows_per_group` positions; stage 2 sets the rows in the frame's bitmap (copied
-    into its bank's at the frame's last beat) and checks the head (it names an earlier beat
-    of the frame whose pixel has the same step), and so finds the list's length; stage 3
-    writes the head (this beat, the length) and the link (the head it read), from registers.
+    Stage 0 (the beat is accepted) reads each position's head for its pixel's step; stage 1
+    writes the beat's steps, reads the step memory at the head it read, and reads each stored
+    pixel's step row word (a LUT RAM) and sets its step's bit; stage 2 writes the row word
+    back and checks the head (it names an earlier beat of the frame whose pixel has the same
+    step), and so finds the list's length; stage 3 writes the head (this beat, the length)
+    and the link (the head it read), from registers. At the frame's last beat, stage 2 copies
+    the chunks the frame touched into its bank's ``chunks``.
 
     A head is written three stages after it is read, so a beat may read a head that an older
     beat still in stages 1 to 3 is about to write: the youngest such beat of the same list is
@@ -147,14 +159,12 @@ class BankLoader:
     """
 
     #: Cycles from a frame's last beat being accepted to its bank being marked full: its
-    #: bitmap is copied into the bank's in stage 2, which marks the bank full in the cycle
-    #: after (its last heads are written in that cycle, long before the step finder reads
-    #: one).
+    #: last row words are written and its chunks copied in stage 2, which marks the bank full
+    #: in the cycle after (its last heads are written in that cycle, long before the step
+    #: finder reads one).
     load_to_full = 3
     #: Cycles from an image's finish (bank released) to the first cycle its bank takes a beat.
     finish_to_load = 1
-    #: Positions whose one-hot step rows stage 1 ORs into one register.
-    rows_per_group = 4
 
     def __init__(self, n_inputs, pixels_per_beat, ptr_width):
         self._n_inputs = n_inputs
@@ -164,8 +174,8 @@ class BankLoader:
     def build(self, m, store, beats, pause, release):
         """``beats``: the framed beat stream; ``pause``: take no new frame; ``release``: a
         ``(valid, bank)`` pair, the walkers finishing the image in ``bank``. Sets each bank's
-        bitmap, chunks, ``full`` and ``error``; returns the ``frame_open`` and ``busy`` (a
-        beat in stages 1 to 3) signals."""
+        step rows, ``touched``, ``chunks``, ``full`` and ``error``; returns the ``frame_open``
+        and ``busy`` (a beat in stages 1 to 3) signals."""
         ppb, ptr_width = self._ppb, self._ptr_width
         layout = store.head_layout
         load_bank = Signal()
@@ -307,48 +317,43 @@ class BankLoader:
                 link_write[k].en.eq(s3.insert[k]),
             ]
 
-        # Each pixel's step as two one-hot halves, registered in stage 1, so that no register
-        # fans out to all 256 rows; stage 1 ANDs them into the step's one-hot row, ORed over
-        # each group of `rows_per_group` positions into a register, and stage 2 sets them in
-        # the bitmap (if the stage holds a beat). A pixel that is not stored is 0 (step 255,
-        # whose row is left out) or in a frame too long (an error, whose image has no events),
-        # or past the image in its last beat (its high half is 0).
-        s1_high = [Signal(16, name=f"s1_high{k}", reset_less=True) for k in range(ppb)]
-        s1_low = [Signal(16, name=f"s1_low{k}", reset_less=True) for k in range(ppb)]
-        partial = self._n_inputs % ppb
+        # The step rows: each stored pixel's word (its step's chunk, in its position's row
+        # memory of the bank being loaded) is read in stage 1, its step's bit set, and
+        # written back in stage 2. A word that stage 2 writes in the same cycle is forwarded
+        # instead of the read, and a word the frame has not touched yet is taken as 0 (a
+        # frame's first beat clears its bank's `touched` in stage 1).
+        row_bits = ceil_log2(StepFinder.chunk_steps)
         for k in range(ppb):
-            step = ~beats.payload.pixels[k]
-            high = decode(m, step[4:], 16, f"s0_high{k}")
-            low = decode(m, step[:4], 16, f"s0_low{k}")
-            if partial and k >= partial:
-                high = Mux(beats.payload.beat * ppb + k < self._n_inputs, high, 0)
-            m.d.sync += [s1_high[k].eq(high), s1_low[k].eq(low)]
-        s1_onehot = [Cat(*[s1_high[k][i >> 4] & s1_low[k][i & 15] for i in range(N_STEPS - 1)],
-                         Const(0, 1)) for k in range(ppb)]
-        group = self.rows_per_group
-        s2_rows = [Signal(N_STEPS, name=f"s2_rows{g}", reset_less=True)
-                   for g in range(-(-ppb // group))]
-        for g, rows in enumerate(s2_rows):
-            m.d.sync += rows.eq(functools.reduce(operator.or_, [
-                s1_onehot[k] for k in range(g * group, min(ppb, (g + 1) * group))]))
-        # The frame's bitmap is gathered in one register: a frame's first beat clears it in
-        # stage 1 (its rows are set in the cycle after), each beat sets its rows in stage 2,
-        # and the last beat's stage 2 copies it, with that beat's rows, into its bank's
-        # bitmap (and the chunks that have a step into the bank's chunks), which the step
-        # finder reads while the bank is full. So a bank's bitmap costs no logic: its
-        # flip-flops only load.
-        gathered = Signal(N_STEPS, name="gathered_steps")
-        gathered_next = Signal(N_STEPS, name="gathered_steps_next")
-        m.d.comb += gathered_next.eq(gathered | Mux(s2.valid, functools.reduce(
-            operator.or_, s2_rows), 0))
-        m.d.sync += gathered.eq(Mux(s1.valid & s1_start, 0, gathered_next))
-        chunks = Cat(*[chunk.any() for chunk in StepFinder.chunks_of(gathered_next)])
+            row_read = [store.step_rows[b][k].read_port(domain="comb") for b in range(2)]
+            row_write = [store.step_rows[b][k].write_port() for b in range(2)]
+            s1_chunk, s2_chunk = s1.step[k][row_bits:], s2.step[k][row_bits:]
+            touched = Mux(s1.bank, store.touched[1][k], store.touched[0][k])
+            forward = s2.insert[k] & (s2.bank == s1.bank) & (s2_chunk == s1_chunk)
+            s2_row = Signal(StepFinder.chunk_steps, name=f"s2_row{k}", reset_less=True)
+            earlier = Mux(forward, s2_row,
+                          Mux(touched.bit_select(s1_chunk, 1) & ~s1_start,
+                              Mux(s1.bank, row_read[1].data, row_read[0].data), 0))
+            m.d.sync += s2_row.eq(earlier | decode(m, s1.step[k][:row_bits],
+                                                   StepFinder.chunk_steps, f"s1_bit{k}"))
+            chunk_bit = decode(m, s1_chunk, len(touched), f"s1_chunk{k}")
+            for b in range(2):
+                m.d.comb += [
+                    row_read[b].addr.eq(s1_chunk),
+                    row_write[b].addr.eq(s2_chunk),
+                    row_write[b].data.eq(s2_row),
+                    row_write[b].en.eq(s2.insert[k] & (s2.bank == b)),
+                ]
+                with m.If(s1.valid & (s1.bank == b)):
+                    m.d.sync += store.touched[b][k].eq(
+                        Mux(s1_start, 0, store.touched[b][k])
+                        | Mux(s1.insert[k], chunk_bit, 0))
 
         release_valid, release_bank = release
         for b in range(2):
             with m.If(s2.end & (s2.bank == b)):
                 m.d.sync += [store.full[b].eq(1), store.error[b].eq(s2.error),
-                             store.bitmaps[b].eq(gathered_next), store.chunks[b].eq(chunks)]
+                             store.chunks[b].eq(functools.reduce(operator.or_,
+                                                                 store.touched[b]))]
             with m.If(release_valid & (release_bank == b)):
                 m.d.sync += [store.full[b].eq(0), closed[b].eq(0)]
         return SimpleNamespace(frame_open=frame_open, busy=s1.valid | s2.valid | s3.valid)
@@ -369,7 +374,7 @@ def prepared_step_layout(ppb, head_layout):
 class StepFinder:
     """Keeps the walkers' next step ready in registers ``R`` (see the module doc).
 
-    A queue of two steps per bank is filled, lowest step first, from the bank's bitmap as soon
+    A queue of two steps per bank is filled, lowest step first, from the bank's step rows as soon
     as the bank is loaded (:meth:`_chunk_source`; the image's end is queued as an entry
     without a step); the fill depends on registers only. The queue's head
     of the image's bank is *issued*: its heads are read from every position's head memory,
@@ -384,7 +389,7 @@ class StepFinder:
 
     #: Steps the step finder queues per bank before the bank's image may start.
     step_queue_depth = 2
-    #: Steps per chunk of the bitmap (:meth:`_chunk_source`).
+    #: Steps per chunk of the step rows (:meth:`_chunk_source`).
     chunk_steps = 16
     #: Chunks picked and not yet drained, at most: a chunk is picked three cycles before the
     #: drain can take it, so one more keeps a chunk ready for every cycle.
@@ -411,20 +416,15 @@ class StepFinder:
         self._ppb = ppb
         self._ptr_width = ptr_width
 
-    @classmethod
-    def chunks_of(cls, bitmap):
-        """The bitmap's chunks of :attr:`chunk_steps` steps, lowest first."""
-        size = cls.chunk_steps
-        return [bitmap[c * size:(c + 1) * size] for c in range(N_STEPS // size)]
-
     def _chunk_source(self, m, store, b, fill, reset):
         """Bank ``b``'s steps in order, one per cycle in which ``fill`` asks for one (see
         :attr:`full_to_queued`). Returns ``emit`` (an entry goes into the queue this cycle),
         ``valid`` (it is a step; else the image's end) and ``step``.
 
-        The bitmap is read a chunk of :attr:`chunk_steps` steps at a time: a *picker* takes
-        the lowest non-empty chunk not yet taken (a 16-bit search, from registers) into a
-        one-hot register, whose chunk is copied into a small FIFO in the next cycle; the
+        The step rows are read a chunk of :attr:`chunk_steps` steps at a time: a *picker*
+        takes the lowest non-empty chunk not yet taken (a 16-bit search, from registers) into
+        a register, with the positions that touched it; in the next cycle those positions'
+        row words of the chunk are read, ORed and copied into a small FIFO; the
         *drain* holds one chunk in ``current`` and gives its steps lowest first (a 16-bit
         search), taking the next chunk from the FIFO in the cycle it gives the last. The
         picker runs ahead while fewer than :attr:`chunk_slots` chunks are picked and not yet
@@ -432,7 +432,7 @@ class StepFinder:
         size, slots = self.chunk_steps, self.chunk_slots
         n_chunks = N_STEPS // size
         chunk_bits = ceil_log2(size)
-        chunks = self.chunks_of(store.bitmaps[b])
+        chunk_index = ceil_log2(n_chunks)
         name = f"chunks{b}"
         taken = Signal(n_chunks, name=f"{name}_taken")
         pending = Signal(n_chunks, name=f"{name}_pending")
@@ -441,25 +441,34 @@ class StepFinder:
         outstanding = Signal(range(slots + 1), name=f"{name}_outstanding")
         pick = Signal(name=f"{name}_pick")
         m.d.comb += pick.eq(store.full[b] & (pending != 0) & (outstanding != slots))
-        picked = Signal(n_chunks, name=f"{name}_picked")        # one-hot, or 0
-        push = Signal(name=f"{name}_push")                       # picked != 0
-        m.d.sync += [picked.eq(Mux(pick, lowest, 0)), push.eq(pick)]
+        # The chunk picked (with `push`), and the positions that have a step in it.
+        picked = Signal(chunk_index, name=f"{name}_picked", reset_less=True)
+        picked_rows = Signal(self._ppb, name=f"{name}_picked_rows", reset_less=True)
+        push = Signal(name=f"{name}_push")
+        m.d.sync += [picked.eq(encode(lowest, chunk_index)), push.eq(pick),
+                     picked_rows.eq(Cat(*[(lowest & touched).any()
+                                          for touched in store.touched[b]]))]
         with m.If(pick):
             m.d.sync += taken.eq(taken | lowest)
 
         # The FIFO of picked chunks: their bits and their number.
-        fifo_layout = data.StructLayout({"bits": size, "chunk": ceil_log2(n_chunks)})
+        fifo_layout = data.StructLayout({"bits": size, "chunk": chunk_index})
         fifo = [Signal(fifo_layout, name=f"{name}_fifo{e}", reset_less=True) for e in range(slots)]
         fifo_write = Signal(range(slots), name=f"{name}_fifo_write")
         fifo_read = Signal(range(slots), name=f"{name}_fifo_read")
         # Equal to `outstanding` less the chunk in `picked`, but kept as its own register so
         # that `pop` waits on no OR of `picked`.
         fifo_count = Signal(range(slots + 1), name=f"{name}_fifo_count")
+        # The picked chunk's steps: the OR of its row words, read from the positions' row
+        # memories of the bank (asynchronously), of the positions that have a step in it.
         arriving = Signal(fifo_layout, name=f"{name}_arriving")
+        row_reads = [rows.read_port(domain="comb") for rows in store.step_rows[b]]
+        for read in row_reads:
+            m.d.comb += read.addr.eq(picked)
         m.d.comb += [
             arriving.bits.eq(functools.reduce(operator.or_, [
-                Mux(picked[c], chunks[c], 0) for c in range(n_chunks)])),
-            arriving.chunk.eq(encode(picked, len(arriving.chunk))),
+                Mux(picked_rows[k], read.data, 0) for k, read in enumerate(row_reads)])),
+            arriving.chunk.eq(picked),
         ]
         for e in range(slots):
             with m.If(push & (fifo_write == e)):
@@ -494,7 +503,7 @@ class StepFinder:
         m.d.sync += [fifo_count.eq(fifo_count + push - pop),
                      outstanding.eq(outstanding + pick - pop)]
         with m.If(reset):
-            m.d.sync += [taken.eq(0), picked.eq(0), outstanding.eq(0), fifo_write.eq(0),
+            m.d.sync += [taken.eq(0), outstanding.eq(0), fifo_write.eq(0),
                          fifo_read.eq(0), fifo_count.eq(0), current.bits.eq(0)]
         return SimpleNamespace(emit=emit, valid=current_any,
                                step=Cat(low[:chunk_bits], current.chunk))
@@ -509,7 +518,7 @@ class StepFinder:
         head_read = [store.heads[k].read_port() for k in range(ppb)]
         head_step = [store.steps[k].read_port() for k in range(ppb)]
 
-        # --- per bank, the queue of its steps (filled from the bitmap) ---------------------
+        # --- per bank, the queue of its steps (filled from the step rows) -----------------
         issue = Signal()
         # A finished image's bank: its queue and chunks are reset in the cycle after the finish
         # (from a register; the bank is no longer full then, so nothing fills them).
