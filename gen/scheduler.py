@@ -100,7 +100,7 @@ class _Storage:
     synchronously) and a link memory (a small LUT RAM: it is on the walkers' one-cycle
     loop)."""
 
-    def __init__(self, m, ppb, ptr_width, length_width):
+    def __init__(self, m, ppb, n_beats, ptr_width, length_width):
         self.head_layout = head_layout(ptr_width, length_width)
         self.heads, self.links, self.steps = [], [], []
         # No read of a head or step memory uses a word written in the same cycle (the loader
@@ -113,8 +113,9 @@ class _Storage:
             self.heads.append(Memory(shape=self.head_layout, depth=2 * N_STEPS, init=[],
                                      attrs=block_ram))
             # A node's link: the previous beat of its list (the list's length says where the
-            # list ends).
-            self.links.append(Memory(shape=ptr_width, depth=2 << ptr_width, init=[],
+            # list ends), at `Cat(bank, beat)`: with the bank the low bit, the two banks' words
+            # fill the first `2 * n_beats`, and the LUT RAM is no deeper than that.
+            self.links.append(Memory(shape=ptr_width, depth=2 * n_beats, init=[],
                                      attrs={"ram_style": "distributed"}))
             # Read one cycle ahead of its use, at the head memories' output (a LUT RAM with
             # a read mux per copy cost about a fifth of the scheduler's LUTs).
@@ -304,7 +305,7 @@ class BankLoader:
             write_en = Signal(name=f"s1_step_write{REPLICA_MARK}{k}")
             link_at = Signal(ptr_width + 1, name=f"s3_link_address{REPLICA_MARK}{k}")
             m.d.sync += [write_at.eq(Cat(beats.payload.beat, load_bank)), write_en.eq(accept),
-                         link_at.eq(Cat(s2.beat, s2.bank))]
+                         link_at.eq(Cat(s2.bank, s2.beat))]
             m.d.comb += [
                 step_write[k].addr.eq(write_at),
                 step_write[k].data.eq(Mux(s1.insert[k], s1.step[k], N_STEPS - 1)),
@@ -741,9 +742,9 @@ class Walkers:
             for i, k in enumerate(own):
                 follow = node[i] & ~last
                 m.d.comb += [
-                    link_read[k].addr.eq(Cat(
-                        Mux(follow, link_read[k].data,
-                            Mux(mask[i], step_heads[k].beat, r.heads[k].beat)), bank)),
+                    link_read[k].addr.eq(Cat(bank, Mux(
+                        follow, link_read[k].data,
+                        Mux(mask[i], step_heads[k].beat, r.heads[k].beat)))),
                     # (A take is a start, while inactive, or comes with an advance.)
                     link_read[k].en.eq(advance | ~active),
                 ]
@@ -946,7 +947,7 @@ class EventScheduler(wiring.Component):
         """Bank loader, step finder and walkers over the shared storage."""
         ppb = self._pixels_per_beat
         ptr_width = self.ptr_width
-        store = _Storage(m, ppb, ptr_width, self.length_width)
+        store = _Storage(m, ppb, self.n_beats, ptr_width, self.length_width)
         release = (control.finish, control.bank)
         loader = BankLoader(self._n_inputs, ppb, ptr_width).build(
             m, store, self.i_beats, self.i_pause, release)
