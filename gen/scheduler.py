@@ -90,9 +90,10 @@ EVENTS_PER_CYCLE_CHOICES = (1, 2, 4, 8, 16)
 
 
 def head_layout(ptr_width, length_width):
-    """A head memory word: the last beat stored in a position's list at a step, and the
-    list's length."""
-    return data.StructLayout({"beat": ptr_width, "length": length_width})
+    """A head memory word: the last beat stored in a position's list at a step, the list's
+    length, and whether that is 1 (so that a walker starting the list knows it from a
+    register)."""
+    return data.StructLayout({"beat": ptr_width, "length": length_width, "single": 1})
 
 
 class _Storage:
@@ -255,6 +256,7 @@ class BankLoader:
             m.d.comb += [
                 s3_head[k].beat.eq(s3.beat),
                 s3_head[k].length.eq(Mux(s3_occupied[k], s3_next_length[k], 1)),
+                s3_head[k].single.eq(~s3_occupied[k]),
             ]
 
         for k in range(ppb):
@@ -764,7 +766,7 @@ class Walkers:
 
             def start_list(index, heads, beat=beat, left=left, last=last):
                 head = head_of(index, heads)
-                return [beat.eq(head.beat), left.eq(head.length), last.eq(head.length == 1)]
+                return [beat.eq(head.beat), left.eq(head.length), last.eq(head.single)]
 
             with m.If(take):
                 m.d.sync += [
