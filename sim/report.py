@@ -127,8 +127,10 @@ def cycles_per_image(network, lanes, pixels_per_beat, images, events_per_cycle=1
     return float(result_cycles[-1] + 1) / images.shape[0]
 
 
-def cache_key(design, xilinx, frequency, speed_grade=6):
-    """What a configuration's saved ECP5 figures hold for: its Verilog and the tool settings."""
+def cache_key(design, xilinx, frequency, speed_grade):
+    """What a configuration's saved ECP5 figures hold for: its Verilog and the tool settings
+    (``speed_grade`` has no default, so that no caller keys another grade's figures as
+    grade 6's)."""
     return {"verilog_sha256": hashlib.sha256(design.verilog.encode()).hexdigest(),
             "xilinx": xilinx, "frequency": frequency, "speed_grade": speed_grade,
             "router2_patience": implement.ROUTER2_PATIENCE, "output_registers_folded": True}

@@ -173,15 +173,17 @@ def test_configurations_run_as_ray_tasks_and_their_saved_figures_are_reused(tmp_
     work_dir = tmp_path / "report" / "lanes16_ppb8"
     work_dir.mkdir(parents=True)
     design = generate(network, lanes=16, pixels_per_beat=8)
+    grade = report.DEVICES[report.DEFAULT_DEVICE].speed_grade   # write_report's device
     saved = {"lanes": 16, "pixels_per_beat": 8, "lut4": 1234, "ff": 567, "fmax_mhz": 77.5,
              "weights_in": "LUTs", "tool_seconds": 1.0,
-             "key": report.cache_key(design, xilinx=False, frequency=125)}
+             "key": report.cache_key(design, xilinx=False, frequency=125, speed_grade=grade)}
     (work_dir / "row.json").write_text(json.dumps(saved))
     # A configuration router2 did not route has no Fmax and says why.
     unrouted = {"lanes": 4, "pixels_per_beat": 8, "lut4": 2345, "ff": 678,
                 "not_routed": "router2 stopped at iteration 130", "weights_in": "LUTs",
                 "tool_seconds": 1.0, "key": report.cache_key(
-                    generate(network, lanes=4, pixels_per_beat=8), xilinx=False, frequency=125)}
+                    generate(network, lanes=4, pixels_per_beat=8), xilinx=False, frequency=125,
+                    speed_grade=grade)}
     (tmp_path / "report" / "lanes4_ppb8").mkdir()
     (tmp_path / "report" / "lanes4_ppb8" / "row.json").write_text(json.dumps(unrouted))
     rows = report.write_report(network, images, tmp_path / "report", [(16, 8, 1), (4, 8, 1)],
