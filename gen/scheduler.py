@@ -98,8 +98,8 @@ def head_layout(ptr_width, length_width):
 
 class _Storage:
     """The banks' memories: per position a head memory and a step memory (block RAM, read
-    synchronously) and a link memory (a small LUT RAM: it is on the walkers' one-cycle
-    loop)."""
+    synchronously), a link memory (a small LUT RAM: it is on the walkers' one-cycle loop) and,
+    per bank, a step-row memory (a 16-word LUT RAM) with its ``touched`` bits."""
 
     def __init__(self, m, ppb, n_beats, ptr_width, length_width):
         self.head_layout = head_layout(ptr_width, length_width)
@@ -459,8 +459,8 @@ class StepFinder:
         fifo = [Signal(fifo_layout, name=f"{name}_fifo{e}", reset_less=True) for e in range(slots)]
         fifo_write = Signal(range(slots), name=f"{name}_fifo_write")
         fifo_read = Signal(range(slots), name=f"{name}_fifo_read")
-        # Equal to `outstanding` less the chunk in `picked`, but kept as its own register so
-        # that `pop` waits on no OR of `picked`.
+        # Equal to `outstanding` less the chunk being pushed, but kept as its own register so
+        # that `pop` waits on no subtraction of `push`.
         fifo_count = Signal(range(slots + 1), name=f"{name}_fifo_count")
         # The picked chunk's steps: the OR of its row words, read from the positions' row
         # memories of the bank (asynchronously), of the positions that have a step in it.
