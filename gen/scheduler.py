@@ -14,9 +14,8 @@ and the other schedule constants sum:
 * :class:`BankLoader` writes each image into one of two banks while the other bank is read,
   so image ``k + 1`` loads while image ``k`` computes. A bank holds, for each of the
   ``pixels_per_beat`` positions ``k`` of a beat, a linked list per time step: ``head_k[step]``
-  is the last beat whose pixel ``k`` spikes at ``step``, the list's second node and its
-  length, ``next_k[beat]`` links two nodes on (to the previous beat's previous one, so that a
-  walker reads it at its own node), ``step_k[beat]`` is the step of the beat's pixel
+  is the last beat whose pixel ``k`` spikes at ``step`` and the list's length,
+  ``next_k[beat]`` links to the previous one, ``step_k[beat]`` is the step of the beat's pixel
   ``k`` (255 when it is not stored), and the step rows ``rows_k[chunk]`` (a 16-word LUT RAM
   per position and bank) say at which steps of each 16-step chunk pixel ``k`` has a list, a
   ``touched`` bit per chunk saying which words are the image's. Heads are never cleared: a
@@ -41,9 +40,9 @@ and the other schedule constants sum:
   ends when every walker is done. A cycle's nodes form one *round*: a token with one event
   slot per walker. A walker counts its list's nodes down from the length in the head, so
   whether it is done after a round, and so the step's end, comes from registers. Each
-  position's link memory is read at the walker's node (a copy of its register per position)
-  as the walker leaves it, so that its word, the node two on, is the next node's successor:
-  no memory's read data address a memory in the same cycle.
+  position's link memory is read one cycle ahead of the node it serves, and the address of the
+  next read depends on the data just read through one multiplexer, whose choice is a register
+  (a list's next node, or a register: the position's head for this step or for the next one).
 * the output token register: a round chosen in cycle ``c`` leaves on ``o_events`` in cycle
   ``c + 1``.
 
@@ -92,15 +91,14 @@ EVENTS_PER_CYCLE_CHOICES = (1, 2, 4, 8, 16)
 
 def head_layout(ptr_width, length_width):
     """A head memory word: the last beat stored in a position's list at a step, the list's
-    second node (the beat its link names), the list's length, and whether that is 1 (so that
-    a walker starting the list knows it from a register)."""
-    return data.StructLayout({"beat": ptr_width, "second": ptr_width, "length": length_width,
-                              "single": 1})
+    length, and whether that is 1 (so that a walker starting the list knows it from a
+    register)."""
+    return data.StructLayout({"beat": ptr_width, "length": length_width, "single": 1})
 
 
 class _Storage:
     """The banks' memories: per position a head memory and a step memory (block RAM, read
-    synchronously), a link memory (a small LUT RAM, read at a walker's node register) and,
+    synchronously), a link memory (a small LUT RAM: it is on the walkers' one-cycle loop) and,
     per bank, a step-row memory (a 16-word LUT RAM) with its ``touched`` bits."""
 
     def __init__(self, m, ppb, n_beats, ptr_width, length_width):
@@ -115,11 +113,9 @@ class _Storage:
         for k in range(ppb):
             self.heads.append(Memory(shape=self.head_layout, depth=2 * N_STEPS, init=[],
                                      attrs=block_ram))
-            # A node's link *two on*: the beat two nodes further down its list (the list's
-            # length says where the list ends; a list's second node is in its head), so that
-            # a walker reads it at its own node, a register. At `Cat(bank, beat)`: with the
-            # bank the low bit, the two banks' words fill the first `2 * n_beats`, and the LUT
-            # RAM is no deeper than that.
+            # A node's link: the previous beat of its list (the list's length says where the
+            # list ends), at `Cat(bank, beat)`: with the bank the low bit, the two banks' words
+            # fill the first `2 * n_beats`, and the LUT RAM is no deeper than that.
             self.links.append(Memory(shape=ptr_width, depth=2 * n_beats, init=[],
                                      attrs={"ram_style": "distributed"}))
             # Read one cycle ahead of its use, at the head memories' output (a LUT RAM with
@@ -154,9 +150,8 @@ class BankLoader:
     writes the beat's steps, reads the step memory at the head it read, and reads each stored
     pixel's step row word (a LUT RAM) and sets its step's bit; stage 2 writes the row word
     back and checks the head (it names an earlier beat of the frame whose pixel has the same
-    step), and so finds the list's length; stage 3 writes the head (this beat, the head it
-    read as the second node, the length) and the link two on (the second node of the head it
-    read), from registers. At the frame's last beat, stage 2 copies
+    step), and so finds the list's length; stage 3 writes the head (this beat, the length)
+    and the link (the head it read), from registers. At the frame's last beat, stage 2 copies
     the chunks the frame touched into its bank's ``chunks``.
 
     A head is written three stages after it is read, so a beat may read a head that an older
@@ -250,12 +245,9 @@ class BankLoader:
         with m.Elif(accept):
             m.d.sync += frame_open.eq(1)
 
-        # Stage 3's heads, written in its cycle: (this beat, the head it found as the list's
-        # second node, the list's length); its link, the found head's second node.
+        # Stage 3's heads, written in its cycle: (this beat, the list's length).
         s3_previous = [Signal(ptr_width, name=f"s3_previous{k}", reset_less=True)
                        for k in range(ppb)]
-        s3_two_on = [Signal(ptr_width, name=f"s3_two_on{k}", reset_less=True)
-                     for k in range(ppb)]
         s3_occupied = Signal(ppb, reset_less=True)   # the list had nodes before this beat
         s3_next_length = [Signal(layout["length"].shape, name=f"s3_next_length{k}", reset_less=True)
                           for k in range(ppb)]
@@ -263,7 +255,6 @@ class BankLoader:
         for k in range(ppb):
             m.d.comb += [
                 s3_head[k].beat.eq(s3.beat),
-                s3_head[k].second.eq(s3_previous[k]),
                 s3_head[k].length.eq(Mux(s3_occupied[k], s3_next_length[k], 1)),
                 s3_head[k].single.eq(~s3_occupied[k]),
             ]
@@ -306,7 +297,6 @@ class BankLoader:
                                      Mux(s2_forced, s2_forwarded, s2_read)))
             m.d.sync += [
                 s3_previous[k].eq(found.beat),
-                s3_two_on[k].eq(found.second),
                 s3_occupied[k].eq(s2_forced | ((s2_read.beat < s2.beat)
                                                & (head_step[k].data == s2.step[k]))),
                 s3_next_length[k].eq(found.length + 1),
@@ -326,7 +316,7 @@ class BankLoader:
                 head_write[k].data.eq(s3_head[k]),
                 head_write[k].en.eq(s3.insert[k]),
                 link_write[k].addr.eq(link_at),
-                link_write[k].data.eq(s3_two_on[k]),
+                link_write[k].data.eq(s3_previous[k]),
                 link_write[k].en.eq(s3.insert[k]),
             ]
 
@@ -703,11 +693,11 @@ class Walkers:
     Each walker keeps its node (one-hot position and beat), how many nodes its list has left
     (from the lengths in the heads) and the lists of the step it has not started, all in
     registers, so whether a walker is done after this round, and so the step's end, follow
-    from registers alone. Each position's link memory has one read port, addressed by the
-    walker's node (a copy of its beat register per position) and read as the walker leaves
-    the node: its word is the node two on, so the next node's successor is in a register while
-    the walker is at it; a list's first node takes its successor from the head (its second
-    node). No read address depends on a memory's data in the same cycle.
+    from registers alone. Each position's link memory has one read port, read one cycle ahead
+    of the node it serves: its address is the next node of the position's list if the
+    position's current node is not its list's last, else the position's head for this step
+    (if its list has not started yet), else its head for the next step, in ``R``. So the node
+    chosen in a cycle has its link word (its successor) in that same cycle.
     """
 
     def __init__(self, ppb, ptr_width, events_per_cycle):
@@ -725,7 +715,7 @@ class Walkers:
         ``events_per_cycle``, which divides ``pixels_per_beat``, so the pixel index modulo it."""
         return pixel % events_per_cycle
 
-    def build(self, m, store, r, *, bank, advance, take, skip, finish):
+    def build(self, m, store, r, *, bank, active, advance, take, skip, finish):
         """``advance``: the round chosen this cycle is sent for the last lane group, so the
         walkers move on; ``take``: they take ``R`` for the next round (an image starts or a
         step ends); ``skip``: the image starting is malformed (no events). Returns the round
@@ -745,22 +735,20 @@ class Walkers:
             n_own = len(own)
             node = Signal(n_own, name=f"walker{w}_node")     # one-hot position of the node
             beat = Signal(ptr_width, name=f"walker{w}_beat")
-            # Copies of `beat`, one per position: the addresses of its link reads.
-            at = [Signal(ptr_width, name=f"walker{w}_at{REPLICA_MARK}{k}") for k in own]
-            first = Signal(name=f"walker{w}_first")          # the node is its list's first
-            second = Signal(ptr_width, name=f"walker{w}_second")   # the list's second node
             left = Signal(head_layout["length"].shape, name=f"walker{w}_left")
             last = Signal(name=f"walker{w}_last")            # left == 1: the list's last node
             mask = Signal(n_own, name=f"walker{w}_mask")     # lists of this step not started
-            # The node's successor: the list's second node at its first, else the link two on
-            # read as the walker left the previous node.
             successor = Signal(ptr_width, name=f"walker{w}_successor")
-            m.d.comb += successor.eq(Mux(first, second, functools.reduce(operator.or_, [
-                Mux(node[i], link_read[k].data, 0) for i, k in enumerate(own)])))
+            m.d.comb += successor.eq(functools.reduce(operator.or_, [
+                Mux(node[i], link_read[k].data, 0) for i, k in enumerate(own)]))
             for i, k in enumerate(own):
+                follow = node[i] & ~last
                 m.d.comb += [
-                    link_read[k].addr.eq(Cat(bank, at[i])),
-                    link_read[k].en.eq(advance),
+                    link_read[k].addr.eq(Cat(bank, Mux(
+                        follow, link_read[k].data,
+                        Mux(mask[i], step_heads[k].beat, r.heads[k].beat)))),
+                    # (A take is a start, while inactive, or comes with an advance.)
+                    link_read[k].en.eq(advance | ~active),
                 ]
             # The next node: the successor, else the first list left in the mask, else (when
             # the walkers take R) the first of this walker's lists in R.
@@ -776,14 +764,9 @@ class Walkers:
                             m.d.comb += value.eq(heads[k])
                 return value
 
-            def move_to(value, beat=beat, at=at):
-                return [beat.eq(value), *[copy.eq(value) for copy in at]]
-
-            def start_list(index, heads, move_to=move_to, first=first, second=second, left=left,
-                           last=last):
+            def start_list(index, heads, beat=beat, left=left, last=last):
                 head = head_of(index, heads)
-                return [*move_to(head.beat), first.eq(1), second.eq(head.second),
-                        left.eq(head.length), last.eq(head.single)]
+                return [beat.eq(head.beat), left.eq(head.length), last.eq(head.single)]
 
             with m.If(take):
                 m.d.sync += [
@@ -794,8 +777,7 @@ class Walkers:
                 ]
             with m.Elif(advance):
                 with m.If(~last):
-                    m.d.sync += [*move_to(successor), first.eq(0), left.eq(left - 1),
-                                 last.eq(left == 2)]
+                    m.d.sync += [beat.eq(successor), left.eq(left - 1), last.eq(left == 2)]
                 with m.Elif(mask_any):
                     m.d.sync += [
                         node.eq(decode(m, mask_first, n_own, f"walker{w}_mask_onehot")),
@@ -974,8 +956,8 @@ class EventScheduler(wiring.Component):
         r, primed = StepFinder(ppb, ptr_width).build(
             m, store, bank=control.bank, finish=control.finish, take=control.take)
         walkers = Walkers(ppb, ptr_width, self._events_per_cycle).build(
-            m, store, r, bank=control.bank, advance=control.advance, take=control.take,
-            skip=control.skip, finish=control.finish)
+            m, store, r, bank=control.bank, active=control.active, advance=control.advance,
+            take=control.take, skip=control.skip, finish=control.finish)
         return store, loader, r, primed, walkers
 
     def _compact_parts(self, m, control):
