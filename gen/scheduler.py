@@ -129,7 +129,7 @@ class _Storage:
         # beat spikes at step `StepFinder.chunk_steps * c + i`. A word is the image's only if
         # its bit in `touched` is set (words are never cleared); `chunks` is the OR of the
         # positions' `touched`, the 16-step chunks that have a step.
-        chunk_count = N_STEPS // StepFinder.chunk_steps
+        chunk_count = StepFinder.chunk_count
         self.step_rows = [[Memory(shape=StepFinder.chunk_steps, depth=chunk_count, init=[],
                                   attrs={"ram_style": "distributed"}) for k in range(ppb)]
                           for b in range(2)]
@@ -394,6 +394,8 @@ class StepFinder:
     step_queue_depth = 2
     #: Steps per chunk of the step rows (:meth:`_chunk_source`).
     chunk_steps = 16
+    #: Chunks of a bank's steps (words of a step-row memory).
+    chunk_count = N_STEPS // chunk_steps
     #: Chunks picked and not yet drained, at most: a chunk is picked three cycles before the
     #: drain can take it, so one more keeps a chunk ready for every cycle.
     chunk_slots = 4
@@ -433,7 +435,7 @@ class StepFinder:
         picker runs ahead while fewer than :attr:`chunk_slots` chunks are picked and not yet
         drained, so a step is ready every cycle."""
         size, slots = self.chunk_steps, self.chunk_slots
-        n_chunks = N_STEPS // size
+        n_chunks = self.chunk_count
         chunk_bits = ceil_log2(size)
         chunk_index = ceil_log2(n_chunks)
         name = f"chunks{b}"
